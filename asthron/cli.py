@@ -1,0 +1,74 @@
+"""`flask --app wsgi asthron ...`: set-up, demo data, roles, workers, plugins and audit checks."""
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, with_appcontext
+
+asthron = AppGroup("asthron", help="Asthron administration commands.")
+
+
+@asthron.command("init")
+@with_appcontext
+def init_command():
+    """Bring the schema up to date through the migrations and sync roles."""
+    from flask_migrate import upgrade
+
+    upgrade()
+    names = current_app.appbuilder.sm.sync_roles()
+    click.echo(f"schema up to date; roles synced: {', '.join(names)}")
+
+
+@asthron.command("sync-roles")
+@with_appcontext
+def sync_roles_command():
+    """Create the roles defined in code and give them their permissions."""
+    names = current_app.appbuilder.sm.sync_roles()
+    click.echo(f"roles synced: {', '.join(names)}")
+
+
+@asthron.command("demo")
+@click.option("--json", "as_json", is_flag=True, help="Print the logins and keys as JSON, nothing else.")
+@with_appcontext
+def demo_command(as_json):
+    """Seed the demo agencies, workspaces and one user per role (idempotent); print the logins."""
+    from asthron.services import demo
+
+    result = demo.seed()
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    click.echo("Demo logins (password for all: %s)" % result["users"][0]["password"])
+    for user in result["users"]:
+        where = user["workspace"] or user["agency"] or "platform"
+        click.echo(f"  {user['role']:<16} {user['username']:<22} {where}")
+    click.echo("Workspaces and their public widget keys:")
+    for ws in result["workspaces"]:
+        click.echo(f"  {ws['agency']} / {ws['name']}: {ws['key']}")
+
+
+audit_group = AppGroup("audit", help="Audit log commands.")
+asthron.add_command(audit_group)
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify_command():
+    """Check the audit chain; exit 1 naming the first broken entry."""
+    from asthron.audit import ChainBroken, verify
+    from asthron.extensions import db
+
+    try:
+        count = verify(db.session)
+    except ChainBroken as exc:
+        click.echo(f"broken: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {count} entries")
+
+
+def init_app(app):
+    """Let plugins add their own commands to the group."""
+    from asthron import plugins
+
+    plugins.register_commands(asthron)

@@ -1,0 +1,4 @@
+"""All models, imported so that their tables are known to the metadata and to migrations."""
+from asthron.models.audit import AuditEntry, AuditHead  # noqa: F401
+from asthron.models.base import Model  # noqa: F401
+from asthron.models.tenancy import Agency, Membership, Role, Workspace, WorkspaceStatus  # noqa: F401

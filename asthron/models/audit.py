@@ -1,0 +1,52 @@
+"""The append-only, hash-chained audit log."""
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Integer, String
+
+from asthron.models.base import Model
+
+
+class AuditEntry(Model):
+    """One audited action; `entry_hash` is SHA-256 over the canonical JSON of the other fields."""
+
+    __tablename__ = "audit_entry"
+
+    id = Column(Integer, primary_key=True)
+    seq = Column(BigInteger, nullable=False, unique=True)
+    created_at = Column(DateTime(timezone=True), nullable=False, index=True)
+    actor_id = Column(Integer, nullable=True, index=True)
+    actor = Column(String(256), nullable=False, default="system")
+    agency_id = Column(Integer, nullable=True, index=True)
+    workspace_id = Column(Integer, nullable=True, index=True)
+    ip = Column(String(64), nullable=True)
+    action = Column(String(64), nullable=False, index=True)
+    target_type = Column(String(64), nullable=True)
+    target_id = Column(String(64), nullable=True)
+    details = Column(JSON, nullable=False, default=dict)
+    prev_hash = Column(String(64), nullable=False)
+    entry_hash = Column(String(64), nullable=False, unique=True)
+
+    def __repr__(self):
+        return f"#{self.seq} {self.action}"
+
+
+class AuditHead(Model):
+    """A single row holding the chain's last sequence number and hash; writers lock it in turn."""
+
+    __tablename__ = "audit_head"
+
+    id = Column(Integer, primary_key=True)
+    seq = Column(BigInteger, nullable=False, default=0)
+    last_hash = Column(String(64), nullable=False)
+
+
+def _audit_tenant_clause(cls, scope):
+    from sqlalchemy import or_
+
+    from asthron.tenancy import clause
+
+    if scope.workspace_ids is None:
+        return clause(cls.id, None)
+    return or_(clause(cls.workspace_id, scope.workspace_ids), clause(cls.agency_id, scope.admin_agency_ids),
+               cls.actor_id == scope.user_id)
+
+
+AuditEntry.tenant_clause = classmethod(_audit_tenant_clause)

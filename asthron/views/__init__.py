@@ -1,0 +1,18 @@
+"""Register every admin view and menu entry in one place."""
+from asthron.extensions import appbuilder
+
+
+def init_app(app):
+    """Add the admin views to the app's builder."""
+    from asthron.views.audit import AuditLogView
+    from asthron.views.tenancy import AddTeamMemberView, AgencyView, MembershipView, WorkspaceView
+
+    builder = app.appbuilder
+    builder.add_view(AgencyView, "Agencies", icon="fa-building", category="Platform")
+    builder.add_view(WorkspaceView, "Workspaces", icon="fa-globe", category="Workspaces")
+    builder.add_view(MembershipView, "Team", icon="fa-users", category="Team")
+    builder.add_view(AddTeamMemberView, "Add team member", icon="fa-user-plus", category="Team")
+    builder.add_view(AuditLogView, "Audit log", icon="fa-list", category="Audit")
+
+
+__all__ = ["init_app", "appbuilder"]

@@ -1,0 +1,82 @@
+"""Tenant-aware bases for admin views: every query and every write stays inside the caller's scope.
+
+The query-level guard in `asthron.tenancy` already filters each ORM query; these bases enforce the
+same scope a second time in the view layer, and audit an attempt to reach another tenant's row.
+"""
+from flask import abort
+from flask_appbuilder import ModelView
+from flask_appbuilder.models.filters import BaseFilter
+from flask_appbuilder.models.sqla.interface import SQLAInterface
+from sqlalchemy import select
+
+from asthron import audit
+from asthron.extensions import db
+from asthron.tenancy import TenantViolation, current_scope, unrestricted
+
+
+class FilterInScope(BaseFilter):
+    """Limit a list to the rows the caller's tenant scope allows."""
+
+    name = "In your workspaces"
+    arg_name = "scope"
+
+    def apply(self, query, value):
+        return query.filter(self.model.tenant_clause(current_scope()))
+
+
+def audit_denial(model, pk, workspace_id=None):
+    """Record a cross-tenant attempt on `model` row `pk`."""
+    audit.record("tenant.denied", target_type=model.__name__, target_id=pk, workspace_id=workspace_id,
+                 details={"scope_user": current_scope().user_id})
+
+
+class TenantInterface(SQLAInterface):
+    """SQLAInterface that reports a row hidden by the tenant scope as a denial, and refuses foreign writes."""
+
+    def get(self, id, filters=None, select_columns=None, outer_default_load=False):
+        item = super().get(id, filters, select_columns=select_columns, outer_default_load=outer_default_load)
+        if item is None:
+            with unrestricted():
+                exists = db.session.execute(select(self.obj).where(
+                    self.obj.__mapper__.primary_key[0] == _coerce_pk(id))).scalar()
+                owner = getattr(exists, "workspace_id", None) if exists is not None else None
+                if exists is not None:
+                    db.session.expunge(exists)
+            if exists is not None:
+                audit_denial(self.obj, id, owner)
+        return item
+
+    def _guarded(self, method, item, **kwargs):
+        try:
+            return method(item, **kwargs)
+        except TenantViolation as exc:
+            db.session.rollback()
+            audit_denial(self.obj, exc.pk, exc.workspace_id)
+            abort(404)
+
+    def add(self, item, commit=True):
+        return self._guarded(super().add, item, commit=commit)
+
+    def edit(self, item, commit=True):
+        return self._guarded(super().edit, item, commit=commit)
+
+    def delete(self, item, commit=True):
+        return self._guarded(super().delete, item, commit=commit)
+
+
+def _coerce_pk(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        abort(404)
+
+
+class TenantModelView(ModelView):
+    """A CRUD view over a tenant-owned model, scoped to the caller's workspaces."""
+
+    base_filters = [["id", FilterInScope, lambda: None]]
+    # Workspace pickers in forms offer only the caller's workspaces.
+    add_form_query_rel_fields = {"workspace": [["id", FilterInScope, lambda: None]]}
+    edit_form_query_rel_fields = add_form_query_rel_fields
+    list_columns = []
+    page_size = 50

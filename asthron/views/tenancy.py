@@ -1,0 +1,158 @@
+"""Admin views for agencies, workspaces and team memberships."""
+from flask import abort, flash, g, redirect, url_for
+from flask_appbuilder import SimpleFormView
+from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget, Select2Widget
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from asthron.extensions import db
+from asthron.models.tenancy import Agency, Membership, Role, Workspace
+from asthron.passwords import PasswordPolicyError
+from asthron.roles import ADMIN_ROLES
+from asthron.services import tenancy as tenancy_service
+from asthron.tenancy import current_scope
+from asthron.views.base import FilterInScope, TenantInterface, TenantModelView
+
+
+class AgencyView(TenantModelView):
+    datamodel = TenantInterface(Agency)
+    list_columns = ["name", "slug", "created_at"]
+    add_columns = edit_columns = ["name", "slug"]
+    show_columns = ["name", "slug", "workspaces", "created_at"]
+
+
+class WorkspaceView(TenantModelView):
+    datamodel = TenantInterface(Workspace)
+    list_columns = ["name", "agency", "status", "public_key", "time_zone"]
+    show_columns = ["name", "slug", "agency", "status", "public_key", "allowed_origins", "time_zone", "created_at"]
+    add_columns = ["agency", "name", "slug", "time_zone"]
+    edit_columns = ["name", "slug", "status", "time_zone"]
+    search_columns = ["name", "slug", "status"]
+    add_form_query_rel_fields = {"agency": [["id", FilterInScope, lambda: None]]}
+
+    def pre_add(self, item):
+        scope = current_scope()
+        if not scope.is_operator and item.agency_id not in (scope.admin_agency_ids or ()):
+            raise ValueError("Only the agency's admins can add its workspaces.")
+
+    def pre_update(self, item):
+        scope = current_scope()
+        if not scope.is_operator and scope.role_in(item.id) not in ADMIN_ROLES:
+            db.session.rollback()
+            raise ValueError("Only the workspace's admins can change it.")
+
+    def pre_delete(self, item):
+        if current_scope().role_in(item.id) != Role.agency_admin.value:
+            raise ValueError("Only the agency's admins can delete a workspace.")
+
+
+class MembershipView(TenantModelView):
+    datamodel = TenantInterface(Membership)
+    list_title = "Team"
+    list_columns = ["user", "role", "workspace", "agency"]
+    show_columns = ["user", "role", "workspace", "agency", "created_at"]
+    add_columns = ["user", "role", "workspace"]
+    edit_columns = ["role"]
+    add_form_query_rel_fields = {"workspace": [["id", FilterInScope, lambda: None]]}
+
+    def _check(self, item):
+        scope = current_scope()
+        if item.user_id == g.user.id:
+            raise ValueError("You cannot change your own role or workspaces.")
+        if item.role in (Role.operator, Role.agency_admin) and item.agency_id not in (scope.admin_agency_ids or ()):
+            raise ValueError("Only an agency admin can grant that role.")
+        if item.workspace_id and scope.role_in(item.workspace_id) not in ADMIN_ROLES:
+            raise ValueError("Only the workspace's admins can change its team.")
+
+    def pre_add(self, item):
+        if item.role == Role.agency_admin or item.workspace_id is None:
+            raise ValueError("Choose a workspace; agency admins are added by the agency.")
+        self._check(item)
+
+    def pre_update(self, item):
+        try:
+            self._check(item)
+        except ValueError:
+            db.session.rollback()
+            raise
+
+    def pre_delete(self, item):
+        self._check(item)
+
+    def post_add(self, item):
+        self._resync(item.user_id)
+
+    def post_update(self, item):
+        self._resync(item.user_id)
+
+    def post_delete(self, item):
+        self._resync(item.user_id)
+
+    @staticmethod
+    def _resync(user_id):
+        from flask_appbuilder.security.sqla.models import User
+
+        user = db.session.get(User, user_id)
+        if user is not None:
+            tenancy_service.sync_user_roles(user)
+            db.session.commit()
+
+
+MEMBER_ROLES = [(r.value, r.value) for r in (Role.workspace_admin, Role.staff, Role.client)]
+
+
+class TeamMemberForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)], widget=BS3TextFieldWidget())
+    email = StringField("Email", validators=[DataRequired(), Email(), Length(max=320)], widget=BS3TextFieldWidget())
+    first_name = StringField("First name", validators=[DataRequired(), Length(max=64)], widget=BS3TextFieldWidget())
+    last_name = StringField("Last name", validators=[DataRequired(), Length(max=64)], widget=BS3TextFieldWidget())
+    password = PasswordField("Initial password (at least 12 characters)", validators=[DataRequired()],
+                             widget=BS3PasswordFieldWidget())
+    workspace = SelectField("Workspace", coerce=int, validators=[DataRequired()], widget=Select2Widget())
+    role = SelectField("Role", choices=MEMBER_ROLES, validators=[DataRequired()], widget=Select2Widget())
+
+
+class AddTeamMemberView(SimpleFormView):
+    """Create a staff account and give it a role in one of the admin's workspaces."""
+
+    route_base = "/team/add"
+    form = TeamMemberForm
+    form_title = "Add a team member"
+
+    def _admin_workspaces(self):
+        scope = current_scope()
+        return [(w.id, w.name) for w in db.session.query(Workspace).order_by(Workspace.name)
+                if scope.role_in(w.id) in ADMIN_ROLES]
+
+    def form_get(self, form):
+        form.workspace.choices = self._admin_workspaces()
+
+    def form_post(self, form):
+        choices = dict(self._admin_workspaces())
+        if form.workspace.data not in choices:
+            abort(404)
+        workspace = db.session.get(Workspace, form.workspace.data)
+        try:
+            user = tenancy_service.create_user(
+                username=form.username.data.strip(), email=form.email.data.strip(),
+                password=form.password.data, first_name=form.first_name.data, last_name=form.last_name.data)
+            tenancy_service.add_member(user=user, role=form.role.data, workspace=workspace)
+            db.session.commit()
+        except (tenancy_service.TenancyError, PasswordPolicyError) as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return None
+        flash(f"{user.username} can now sign in to {workspace.name}.", "success")
+        return redirect(url_for("MembershipView.list"))
+
+    def this_form_post(self):
+        self._init_vars()
+        form = self.form.refresh()
+        form.workspace.choices = self._admin_workspaces()
+        if form.validate_on_submit():
+            response = self.form_post(form)
+            if response:
+                return response
+        return self.render_template(self.form_template, title=self.form_title, form=form,
+                                    form_title=self.form_title, appbuilder=self.appbuilder, widgets=self._get_edit_widget(form=form))
