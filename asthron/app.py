@@ -102,12 +102,14 @@ class Initializer:
         audit.init_app(self.app)
 
     def init_appbuilder(self):
+        from flask_appbuilder import AppBuilder
+
         from asthron.extensions import appbuilder, db
 
-        if appbuilder.sm is not None:
-            # One process serves one app at a time; a second app (tests) starts the builder afresh.
-            appbuilder.__init__(update_perms=True)
-        appbuilder.init_app(self.app, db.session)
+        # The singleton serves the first app; any further app in the process (tests) gets its own
+        # builder, so code reaches the builder through `current_app.appbuilder`, never the singleton.
+        builder = appbuilder if appbuilder.sm is None else AppBuilder(update_perms=False)
+        builder.init_app(self.app, db.session)
 
     def init_views(self):
         from asthron import views

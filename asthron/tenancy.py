@@ -8,7 +8,7 @@ import contextvars
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from flask import g, has_request_context
+from flask import has_request_context, request
 from sqlalchemy import event, false, select, true
 from sqlalchemy.orm import Session, with_loader_criteria
 
@@ -95,18 +95,19 @@ def current_scope():
         return override
     if not has_request_context():
         return UNRESTRICTED
-    if "asthron_scope" not in g:
-        g.asthron_scope = _scope_for_request()
-    return g.asthron_scope
+    cached = getattr(request, "_asthron_scope", None)
+    if cached is None:
+        cached = request._asthron_scope = _scope_for_request()
+    return cached
 
 
 def _scope_for_request():
     from flask import current_app
 
-    user = current_app.appbuilder.sm.current_user
-    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
-        return NOBODY
-    with unrestricted():
+    with unrestricted():  # loading the user must not itself ask for the scope
+        user = current_app.appbuilder.sm.current_user
+        if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+            return NOBODY
         return scope_for_user(user.id)
 
 

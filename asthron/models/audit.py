@@ -50,3 +50,30 @@ def _audit_tenant_clause(cls, scope):
 
 
 AuditEntry.tenant_clause = classmethod(_audit_tenant_clause)
+
+
+# On PostgreSQL the database itself refuses to change or remove an entry. The same statements are
+# run by the migration; the listener covers schemas made with `create_all` (tests).
+APPEND_ONLY_DDL = [
+    """CREATE OR REPLACE FUNCTION audit_entry_append_only() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_entry is append-only: % refused', TG_OP;
+END;
+$$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_entry_no_change ON audit_entry",
+    """CREATE TRIGGER audit_entry_no_change BEFORE UPDATE OR DELETE ON audit_entry
+FOR EACH ROW EXECUTE FUNCTION audit_entry_append_only()""",
+]
+
+
+def _install_append_only(target, connection, **kw):
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        for statement in APPEND_ONLY_DDL:
+            connection.execute(text(statement))
+
+
+from sqlalchemy import event as _event  # noqa: E402
+
+_event.listen(AuditEntry.__table__, "after_create", _install_append_only)

@@ -1,0 +1,215 @@
+"""Shared fixtures: the app on SQLite and on PostgreSQL, clients, sign-in, tenants, Redis."""
+import os
+import socket
+import tempfile
+
+import pytest
+
+os.environ.setdefault("ASTHRON_INSTANCE_DIR", tempfile.mkdtemp(prefix="asthron-test-instance-"))
+
+from asthron.app import create_app  # noqa: E402
+
+PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PASSWORD = "correct horse battery staple"
+# Tables that hold FAB's permission catalogue: kept between tests, everything else is emptied.
+KEEP_TABLES = {"ab_permission", "ab_view_menu", "ab_permission_view", "ab_role", "ab_permission_view_role",
+               "alembic_version"}
+
+
+def _answers(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name, host, port):
+    """Skip (visibly, by name) when a service does not answer; under CI fail instead."""
+    if _answers(host, port):
+        return
+    message = f"{name} is not answering on {host}:{port}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true requires it)")
+    pytest.skip(message)
+
+
+def _base_config(database_url):
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "WTF_CSRF_ENABLED": True,
+        "REDIS_URL": None,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "SERVER_NAME": "localhost",
+    }
+
+
+def _reset_schema(app):
+    from flask_appbuilder import Model
+    from sqlalchemy import text
+
+    import asthron.models  # noqa: F401
+    from asthron.extensions import db
+
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as conn:
+                conn.execute(text("DROP SCHEMA public CASCADE"))
+                conn.execute(text("CREATE SCHEMA public"))
+        else:
+            Model.metadata.drop_all(db.engine)
+        Model.metadata.create_all(db.engine)
+        app.appbuilder.sm.sync_roles()
+
+
+def empty_tables(app):
+    """Delete every row but FAB's permission catalogue."""
+    from flask_appbuilder import Model
+    from sqlalchemy import text
+
+    from asthron.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        names = [t.name for t in Model.metadata.sorted_tables if t.name not in KEEP_TABLES]
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+            else:
+                for name in reversed(names):
+                    conn.execute(text(f'DELETE FROM "{name}"'))
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request, tmp_path_factory):
+    """One app per database backend, schema created once; tests get it emptied."""
+    if request.param == "postgresql":
+        require_service("PostgreSQL", "127.0.0.1", 5432)
+        url = PG_URL
+    else:
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
+    app = create_app(_base_config(url))
+    _reset_schema(app)
+    yield app
+    with app.app_context():
+        from asthron.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(backend):
+    """The app for one test, on an empty database (no context pushed: requests get their own)."""
+    empty_tables(backend)
+    yield backend
+    with backend.app_context():
+        from asthron.extensions import db
+
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def csrf_token(client, path="/login/"):
+    """Fetch a page and return the CSRF token of its form."""
+    import re
+
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'id="csrf_token" name="csrf_token" type="hidden" value="([^"]+)"', html) or \
+        re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+class Auth:
+    """Sign a test client in and out through the real login form."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, username, password=PASSWORD):
+        token = csrf_token(self.client, "/login/")
+        return self.client.post("/login/", data={"username": username, "password": password,
+                                                 "csrf_token": token})
+
+    def logout(self):
+        return self.client.get("/logout/")
+
+
+@pytest.fixture
+def auth(client):
+    return Auth(client)
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context for direct database work in a test."""
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def tenants(app):
+    """Two agencies: A with workspaces A1 and A2, B with B1; a user per role; all with PASSWORD."""
+    with app.app_context():
+        return _make_tenants()
+
+
+def _make_tenants():
+    from asthron.extensions import db
+    from asthron.models.tenancy import Role
+    from asthron.services import tenancy as svc
+
+    a = svc.create_agency("Agency A")
+    b = svc.create_agency("Agency B")
+    a1 = svc.create_workspace(agency=a, name="A One", origins=["https://a1.example"])
+    a2 = svc.create_workspace(agency=a, name="A Two", origins=["https://a2.example"])
+    b1 = svc.create_workspace(agency=b, name="B One", origins=["https://b1.example"])
+
+    def user(name, role, *, agency=None, workspace=None):
+        u = svc.create_user(username=name, email=f"{name}@example.com", password=PASSWORD,
+                            roles=[Role.operator] if role == Role.operator else [])
+        if role != Role.operator:
+            svc.add_member(user=u, role=role, agency=agency, workspace=workspace)
+        return u
+
+    people = {
+        "operator": user("operator", Role.operator),
+        "a_admin": user("a_admin", Role.agency_admin, agency=a),
+        "a1_admin": user("a1_admin", Role.workspace_admin, workspace=a1),
+        "a1_staff": user("a1_staff", Role.staff, workspace=a1),
+        "a1_client": user("a1_client", Role.client, workspace=a1),
+        "b_admin": user("b_admin", Role.agency_admin, agency=b),
+        "b1_staff": user("b1_staff", Role.staff, workspace=b1),
+    }
+    db.session.commit()
+    ids = {"a": a.id, "b": b.id, "a1": a1.id, "a2": a2.id, "b1": b1.id}
+    ids.update({k: v.id for k, v in people.items()})
+    db.session.remove()
+    return ids
+
+
+@pytest.fixture
+def redis_url():
+    """A real Redis (database 15, flushed), or a visible skip when none answers."""
+    require_service("Redis", "127.0.0.1", 6379)
+    import redis
+
+    conn = redis.Redis.from_url(REDIS_URL)
+    conn.flushdb()
+    yield REDIS_URL
+    conn.flushdb()
