@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 
 from flask import g, has_request_context, request
 from sqlalchemy import event, inspect, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from asthron.models.audit import AuditEntry, AuditHead
@@ -100,14 +102,7 @@ def write(connection, *, action, target_type=None, target_id=None, workspace_id=
         from asthron.models.tenancy import Workspace
 
         agency_id = connection.execute(select(Workspace.agency_id).where(Workspace.id == workspace_id)).scalar()
-    head = connection.execute(update(AuditHead).where(AuditHead.id == 1)
-                              .values(seq=AuditHead.seq + 1)
-                              .returning(AuditHead.seq, AuditHead.last_hash)).first()
-    if head is None:
-        connection.execute(insert(AuditHead).values(id=1, seq=1, last_hash=GENESIS))
-        seq, prev = 1, GENESIS
-    else:
-        seq, prev = head
+    seq, prev = _advance_head(connection)
     fields = {
         "seq": seq, "created_at": datetime.now(timezone.utc), "actor_id": who["actor_id"],
         "actor": who["actor"] or "system", "agency_id": agency_id, "workspace_id": workspace_id,
@@ -119,6 +114,19 @@ def write(connection, *, action, target_type=None, target_id=None, workspace_id=
     connection.execute(insert(AuditEntry).values(**fields))
     connection.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=fields["entry_hash"]))
     return fields
+
+
+def _advance_head(connection):
+    """Lock the head row and take the next sequence number; create the head on first use."""
+    bump = (update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1)
+            .returning(AuditHead.seq, AuditHead.last_hash))
+    head = connection.execute(bump).first()
+    if head is None:
+        dialect_insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}[connection.dialect.name]
+        connection.execute(dialect_insert(AuditHead).values(id=1, seq=0, last_hash=GENESIS)
+                           .on_conflict_do_nothing(index_elements=["id"]))
+        head = connection.execute(bump).first()
+    return head
 
 
 def record(action, **kwargs):
@@ -147,17 +155,26 @@ def _column_values(obj):
     return {attr.key: _jsonable(getattr(obj, attr.key)) for attr in mapper.column_attrs}
 
 
-def _diff(obj):
-    changes = {}
+def _diff(session, obj):
+    changes, unknown = {}, []
     state = inspect(obj)
     for attr in state.mapper.column_attrs:
         hist = state.attrs[attr.key].history
         if hist.has_changes():
+            if not hist.deleted and not hist.unchanged:
+                unknown.append(attr)  # expired before the change: read the stored value below
             old = hist.deleted[0] if hist.deleted else None
             new = hist.added[0] if hist.added else None
-            if _jsonable(old) != _jsonable(new):
-                changes[attr.key] = {"old": _jsonable(old), "new": _jsonable(new)}
-    return changes
+            changes[attr.key] = [old, new]
+    if unknown and state.identity:
+        pk_col = state.mapper.primary_key[0]
+        row = session.connection().execute(
+            select(*[attr.columns[0] for attr in unknown]).where(pk_col == state.identity[0])).first()
+        if row is not None:
+            for attr, value in zip(unknown, row):
+                changes[attr.key][0] = value
+    return {key: {"old": _jsonable(old), "new": _jsonable(new)}
+            for key, (old, new) in changes.items() if _jsonable(old) != _jsonable(new)}
 
 
 def _tenant_of(obj):
@@ -174,7 +191,7 @@ def _before_flush(session, flush_context, instances):
     pending = session.info.setdefault("audit_pending", [])
     for obj in session.dirty:
         if _is_audited(obj) and session.is_modified(obj, include_collections=False):
-            changes = _diff(obj)
+            changes = _diff(session, obj)
             if changes:
                 pending.append(("update", obj, changes))
     for obj in session.deleted:

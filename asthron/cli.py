@@ -68,7 +68,8 @@ def audit_verify_command():
 
 
 def init_app(app):
-    """Let plugins add their own commands to the group."""
+    """Add the `asthron` group to the app's CLI and let plugins add their own commands to it."""
     from asthron import plugins
 
+    app.cli.add_command(asthron)
     plugins.register_commands(asthron)
