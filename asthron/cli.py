@@ -28,6 +28,15 @@ def sync_roles_command():
     click.echo(f"roles synced: {', '.join(names)}")
 
 
+@asthron.command("roles")
+@with_appcontext
+def roles_command():
+    """Print the permission matrix (roles x views) as Markdown, as documented in docs/permissions.md."""
+    from asthron.roles import permission_matrix_markdown, registered_views
+
+    click.echo(permission_matrix_markdown(registered_views(current_app.appbuilder)), nl=False)
+
+
 @asthron.command("demo")
 @click.option("--json", "as_json", is_flag=True, help="Print the logins and keys as JSON, nothing else.")
 @with_appcontext

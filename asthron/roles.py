@@ -3,6 +3,8 @@
 FAB matches each pattern with `re.match`, so every pattern is anchored. Later capabilities add their
 views here; the README's permission matrix is generated from the same table by a test.
 """
+import re
+
 from asthron.models.tenancy import Role
 
 READ = "^(can_list|can_show|menu_access)$"
@@ -11,7 +13,7 @@ FORM = "^(can_this_form_get|can_this_form_post|menu_access)$"
 
 # Every signed-in user: their own profile and password.
 SELF_SERVICE = [
-    ("^UserDBModelView$", "^can_userinfo$"),
+    ("^AsthronUserView$", "^can_userinfo$"),
     ("^UserInfoEditView$", FORM),
     ("^ResetMyPasswordView$", FORM),
     ("^(Workspaces|Team|Audit|Account)$", "^menu_access$"),
@@ -22,7 +24,7 @@ ROLE_PERMISSIONS = {
         ("^(AgencyView|SubprocessorView)$", WRITE),
         ("^WorkspaceView$", "^(can_list|can_show|can_edit|menu_access)$"),
         ("^(AuditLogView|PluginsView)$", READ),
-        ("^UserDBModelView$", "^(can_list|can_show|can_add|can_edit|can_delete|menu_access|can_resetpasswords)$"),
+        ("^AsthronUserView$", "^(can_list|can_show|can_add|can_edit|can_delete|menu_access|can_resetpasswords)$"),
         ("^RoleModelView$", READ),
         ("^ResetPasswordView$", FORM),
         ("^(Platform|Security)$", "^menu_access$"),
@@ -50,3 +52,37 @@ ROLE_PERMISSIONS = {
 }
 
 ADMIN_ROLES = (Role.agency_admin.value, Role.workspace_admin.value)
+
+SHORT = {"can_list": "list", "can_show": "show", "can_add": "add", "can_edit": "edit", "can_delete": "delete",
+         "can_this_form_get": "form", "can_this_form_post": "form", "can_userinfo": "own profile",
+         "can_resetpasswords": "reset passwords", "can_get": "read"}
+MATRIX_VIEWS_SKIPPED = ("MenuApi", "UtilView", "LocaleView", "IndexView", "AuthDBView", "SecurityApi",
+                        "OpenApi", "SwaggerView")
+
+
+def granted(role, view, permission):
+    """Say whether a role's patterns grant `permission` on `view`."""
+    return any(re.match(v, view) and re.match(p, permission) for v, p in ROLE_PERMISSIONS[role])
+
+
+def permission_matrix_markdown(views):
+    """Return the permission matrix as a Markdown table for `views` ({view name: [permissions]})."""
+    roles = list(ROLE_PERMISSIONS)
+    lines = ["| view | " + " | ".join(roles) + " |", "|---" * (len(roles) + 1) + "|"]
+    for view in sorted(v for v in views if v not in MATRIX_VIEWS_SKIPPED):
+        cells = []
+        for role in roles:
+            names = sorted({SHORT.get(p, p) for p in views[view] if p != "menu_access" and granted(role, view, p)})
+            cells.append(", ".join(names) or "-")
+        if any(c != "-" for c in cells):
+            lines.append(f"| {view} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def registered_views(appbuilder):
+    """Return {view name: [permission names]} for every view registered on a builder."""
+    views = {}
+    for view in appbuilder.baseviews:
+        name = getattr(view, "class_permission_name", None) or type(view).__name__
+        views.setdefault(name, set()).update(getattr(view, "base_permissions", None) or [])
+    return {k: sorted(v) for k, v in views.items()}

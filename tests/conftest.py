@@ -4,6 +4,7 @@ import socket
 import tempfile
 
 import pytest
+from flask.testing import FlaskClient
 
 os.environ.setdefault("ASTHRON_INSTANCE_DIR", tempfile.mkdtemp(prefix="asthron-test-instance-"))
 
@@ -93,6 +94,7 @@ def backend(request, tmp_path_factory):
     else:
         url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
     app = create_app(_base_config(url))
+    app.test_client_class = IsolatedClient
     _reset_schema(app)
     yield app
     with app.app_context():
@@ -111,6 +113,18 @@ def app(backend):
         from asthron.extensions import db
 
         db.session.remove()
+
+
+class IsolatedClient(FlaskClient):
+    """A test client whose every request runs in a fresh app context, as in production.
+
+    Without this, a request made while the test holds an app context (`ctx`) would share `g`, and
+    with it Flask-Login's user and Flask-WTF's CSRF token, with earlier requests.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
 
 
 @pytest.fixture

@@ -84,8 +84,7 @@ class Membership(Timestamped, Model):
     user_id = Column(Integer, ForeignKey("ab_user.id", ondelete="CASCADE"), nullable=False, index=True)
     agency_id = Column(Integer, ForeignKey("agency.id", ondelete="CASCADE"), nullable=True, index=True)
     workspace_id = Column(Integer, ForeignKey("workspace.id", ondelete="CASCADE"), nullable=True, index=True)
-    role = Column(Enum(Role, name="membership_role", native_enum=False, length=32,
-                       values_callable=lambda e: [m.value for m in e]), nullable=False)
+    role = Column(Enum(Role, name="membership_role", native_enum=False, length=32), nullable=False)
     user = relationship("User", foreign_keys=[user_id])
     agency = relationship("Agency")
     workspace = relationship("Workspace")

@@ -1,8 +1,9 @@
 """Admin views for agencies, workspaces and team memberships."""
-from flask import abort, flash, g, redirect, url_for
+from flask import flash, g, redirect, url_for
 from flask_appbuilder import SimpleFormView
+from flask_appbuilder.fields import QuerySelectField
+from flask_appbuilder.forms import DynamicForm
 from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget, Select2Widget
-from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
@@ -33,7 +34,8 @@ class WorkspaceView(TenantModelView):
 
     def pre_add(self, item):
         scope = current_scope()
-        if not scope.is_operator and item.agency_id not in (scope.admin_agency_ids or ()):
+        agency_id = item.agency.id if item.agency is not None else item.agency_id
+        if not scope.is_operator and agency_id not in (scope.admin_agency_ids or ()):
             raise ValueError("Only the agency's admins can add its workspaces.")
 
     def pre_update(self, item):
@@ -99,17 +101,25 @@ class MembershipView(TenantModelView):
             db.session.commit()
 
 
-MEMBER_ROLES = [(r.value, r.value) for r in (Role.workspace_admin, Role.staff, Role.client)]
+MEMBER_ROLES = [(r.name, r.value) for r in (Role.workspace_admin, Role.staff, Role.client)]
 
 
-class TeamMemberForm(FlaskForm):
+def admin_workspaces():
+    """Return the workspaces the signed-in user administers."""
+    scope = current_scope()
+    return [w for w in db.session.query(Workspace).order_by(Workspace.name)
+            if scope.role_in(w.id) in ADMIN_ROLES]
+
+
+class TeamMemberForm(DynamicForm):
     username = StringField("Username", validators=[DataRequired(), Length(max=64)], widget=BS3TextFieldWidget())
     email = StringField("Email", validators=[DataRequired(), Email(), Length(max=320)], widget=BS3TextFieldWidget())
     first_name = StringField("First name", validators=[DataRequired(), Length(max=64)], widget=BS3TextFieldWidget())
     last_name = StringField("Last name", validators=[DataRequired(), Length(max=64)], widget=BS3TextFieldWidget())
     password = PasswordField("Initial password (at least 12 characters)", validators=[DataRequired()],
                              widget=BS3PasswordFieldWidget())
-    workspace = SelectField("Workspace", coerce=int, validators=[DataRequired()], widget=Select2Widget())
+    workspace = QuerySelectField("Workspace", query_func=admin_workspaces, get_pk_func=lambda w: w.id,
+                                 validators=[DataRequired()], widget=Select2Widget())
     role = SelectField("Role", choices=MEMBER_ROLES, validators=[DataRequired()], widget=Select2Widget())
 
 
@@ -120,39 +130,17 @@ class AddTeamMemberView(SimpleFormView):
     form = TeamMemberForm
     form_title = "Add a team member"
 
-    def _admin_workspaces(self):
-        scope = current_scope()
-        return [(w.id, w.name) for w in db.session.query(Workspace).order_by(Workspace.name)
-                if scope.role_in(w.id) in ADMIN_ROLES]
-
-    def form_get(self, form):
-        form.workspace.choices = self._admin_workspaces()
-
     def form_post(self, form):
-        choices = dict(self._admin_workspaces())
-        if form.workspace.data not in choices:
-            abort(404)
-        workspace = db.session.get(Workspace, form.workspace.data)
+        workspace = form.workspace.data
         try:
             user = tenancy_service.create_user(
                 username=form.username.data.strip(), email=form.email.data.strip(),
                 password=form.password.data, first_name=form.first_name.data, last_name=form.last_name.data)
-            tenancy_service.add_member(user=user, role=form.role.data, workspace=workspace)
+            tenancy_service.add_member(user=user, role=Role[form.role.data], workspace=workspace)
             db.session.commit()
         except (tenancy_service.TenancyError, PasswordPolicyError) as exc:
             db.session.rollback()
             flash(str(exc), "danger")
-            return None
+            return redirect(url_for("AddTeamMemberView.this_form_get"))
         flash(f"{user.username} can now sign in to {workspace.name}.", "success")
         return redirect(url_for("MembershipView.list"))
-
-    def this_form_post(self):
-        self._init_vars()
-        form = self.form.refresh()
-        form.workspace.choices = self._admin_workspaces()
-        if form.validate_on_submit():
-            response = self.form_post(form)
-            if response:
-                return response
-        return self.render_template(self.form_template, title=self.form_title, form=form,
-                                    form_title=self.form_title, appbuilder=self.appbuilder, widgets=self._get_edit_widget(form=form))
