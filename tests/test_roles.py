@@ -152,3 +152,25 @@ def test_permission_matrix_document_matches_the_code(ctx):
         documented = fh.read()
     assert permission_matrix_markdown(registered_views(ctx.appbuilder)) in documented, \
         "docs/permissions.md is stale: regenerate the table with `flask --app wsgi asthron roles`"
+
+
+def test_workspace_admin_sets_allowed_origins(client, auth, tenants, ctx):
+    auth.login("a1_admin")
+    form = {"name": "A One", "slug": "a-one", "status": "active", "time_zone": "UTC",
+            "origins": "https://www.a1.example/\nhttp://localhost:8000"}
+    assert _post_form(client, f"/workspaceview/edit/{tenants['a1']}", form).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Workspace, tenants["a1"]).allowed_origins == ["https://www.a1.example",
+                                                                         "http://localhost:8000"]
+
+
+def test_invalid_origin_or_time_zone_is_refused_and_nothing_is_saved(client, auth, tenants, ctx):
+    auth.login("a1_admin")
+    for bad in ({"origins": "javascript:alert(1)"}, {"time_zone": "Mars/Olympus"}):
+        form = dict({"name": "Changed", "slug": "a-one", "status": "active", "time_zone": "UTC",
+                     "origins": "https://ok.example"}, **bad)
+        body = _post_form(client, f"/workspaceview/edit/{tenants['a1']}", form).get_data(as_text=True)
+        db.session.expire_all()
+        ws = db.session.get(Workspace, tenants["a1"])
+        assert ws.name == "A One" and ws.allowed_origins == ["https://a1.example"]
+        del body

@@ -34,14 +34,19 @@ def create_agency(name):
     return agency
 
 
-def create_workspace(*, agency, name, origins=(), time_zone="UTC"):
-    """Create a client workspace in an agency."""
+def check_time_zone(name):
+    """Raise TenancyError unless `name` is an IANA time zone."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
-        ZoneInfo(time_zone)
+        ZoneInfo(name or "")
     except (ZoneInfoNotFoundError, ValueError):
-        raise TenancyError(f"{time_zone!r} is not an IANA time zone") from None
+        raise TenancyError(f"{name!r} is not an IANA time zone, like Europe/London") from None
+
+
+def create_workspace(*, agency, name, origins=(), time_zone="UTC"):
+    """Create a client workspace in an agency."""
+    check_time_zone(time_zone)
     workspace = Workspace(agency=agency, name=name, slug=slugify(name), time_zone=time_zone,
                           allowed_origins=[normalise_origin(o) for o in origins])
     db.session.add(workspace)

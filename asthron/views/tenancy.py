@@ -3,8 +3,10 @@ from flask import flash, g, redirect, url_for
 from flask_appbuilder import SimpleFormView
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.forms import DynamicForm
-from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget, Select2Widget
-from wtforms import PasswordField, SelectField, StringField
+from flask_appbuilder.fieldwidgets import (
+    BS3PasswordFieldWidget, BS3TextAreaFieldWidget, BS3TextFieldWidget, Select2Widget,
+)
+from wtforms import PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length
 
 from asthron.extensions import db
@@ -23,26 +25,53 @@ class AgencyView(TenantModelView):
     show_columns = ["name", "slug", "workspaces", "created_at"]
 
 
+ORIGINS_FIELD = TextAreaField("Allowed website origins", widget=BS3TextAreaFieldWidget(),
+                              description="One per line, for example https://www.example.com. "
+                                          "The widget answers only pages from these origins.")
+
+
 class WorkspaceView(TenantModelView):
     datamodel = TenantInterface(Workspace)
     list_columns = ["name", "agency", "status", "public_key", "time_zone"]
     show_columns = ["name", "slug", "agency", "status", "public_key", "allowed_origins", "time_zone", "created_at"]
-    add_columns = ["agency", "name", "slug", "time_zone"]
-    edit_columns = ["name", "slug", "status", "time_zone"]
+    add_columns = ["agency", "name", "slug", "time_zone", "origins"]
+    edit_columns = ["name", "slug", "status", "time_zone", "origins"]
+    add_form_extra_fields = edit_form_extra_fields = {"origins": ORIGINS_FIELD}
     search_columns = ["name", "slug", "status"]
     add_form_query_rel_fields = {"agency": [["id", FilterInScope, lambda: None]]}
+
+    def prefill_form(self, form, pk):
+        item = self.datamodel.get(pk)
+        form.origins.data = "\n".join(item.allowed_origins or [])
+
+    def _apply_settings(self, item):
+        form = self._current_form()
+        lines = [line for line in (form.get("origins") or "").splitlines() if line.strip()]
+        item.allowed_origins = [tenancy_service.normalise_origin(line) for line in lines]
+        tenancy_service.check_time_zone(item.time_zone)
+
+    @staticmethod
+    def _current_form():
+        from flask import request
+
+        return request.form
 
     def pre_add(self, item):
         scope = current_scope()
         agency_id = item.agency.id if item.agency is not None else item.agency_id
         if not scope.is_operator and agency_id not in (scope.admin_agency_ids or ()):
             raise ValueError("Only the agency's admins can add its workspaces.")
+        self._apply_settings(item)
 
     def pre_update(self, item):
         scope = current_scope()
-        if not scope.is_operator and scope.role_in(item.id) not in ADMIN_ROLES:
+        try:
+            if not scope.is_operator and scope.role_in(item.id) not in ADMIN_ROLES:
+                raise ValueError("Only the workspace's admins can change it.")
+            self._apply_settings(item)
+        except ValueError:
             db.session.rollback()
-            raise ValueError("Only the workspace's admins can change it.")
+            raise
 
     def pre_delete(self, item):
         if current_scope().role_in(item.id) != Role.agency_admin.value:
