@@ -13,8 +13,16 @@ SQLALCHEMY_DATABASE_URI = os.environ.get(
 SQLALCHEMY_TRACK_MODIFICATIONS = False
 REDIS_URL = os.environ.get("REDIS_URL") or None
 
+# Jobs (docs/jobs.md). Without REDIS_URL the web process runs outbox work itself: "thread" (a
+# background thread, the default) or "inline" (right after the commit, before the caller returns).
+ASTHRON_JOBS_EMBEDDED = os.environ.get("ASTHRON_JOBS_EMBEDDED", "thread")
+ASTHRON_JOBS_SWEEP_SECONDS = int(os.environ.get("ASTHRON_JOBS_SWEEP_SECONDS", "30"))
+# An enqueued entry no worker has taken after this long is handed to Redis again.
+ASTHRON_JOBS_REDELIVER_SECONDS = int(os.environ.get("ASTHRON_JOBS_REDELIVER_SECONDS", "600"))
+
 APP_NAME = "Asthron"
 FAB_SECURITY_MANAGER_CLASS = "asthron.security.AsthronSecurityManager"
+FAB_INDEX_VIEW = "asthron.views.dashboard.DashboardView"
 FAB_ADD_SECURITY_API = False
 FAB_API_SWAGGER_UI = False
 FAB_UPDATE_PERMS = False  # `flask asthron init` writes permissions, not every start
