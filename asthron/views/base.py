@@ -71,7 +71,27 @@ def _coerce_pk(value):
         abort(404)
 
 
-class TenantModelView(ModelView):
+class RejectedFormIs400:
+    """Answer 400 when a POSTed form is shown again because it did not validate.
+
+    FAB re-renders an invalid form with 200; a client (or a script) should see a 4xx.
+    """
+
+    def create_blueprint(self, appbuilder, *args, **kwargs):
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.after_request(_rejected_form_status)
+        return blueprint
+
+
+def _rejected_form_status(response):
+    from flask import request
+
+    if request.method == "POST" and response.status_code == 200 and response.mimetype == "text/html":
+        response.status_code = 400
+    return response
+
+
+class TenantModelView(RejectedFormIs400, ModelView):
     """A CRUD view over a tenant-owned model, scoped to the caller's workspaces."""
 
     base_filters = [["id", FilterInScope, lambda: None]]

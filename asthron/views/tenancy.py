@@ -7,7 +7,7 @@ from flask_appbuilder.fieldwidgets import (
     BS3PasswordFieldWidget, BS3TextAreaFieldWidget, BS3TextFieldWidget, Select2Widget,
 )
 from wtforms import PasswordField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, Length, ValidationError
 
 from asthron.extensions import db
 from asthron.models.tenancy import Agency, Membership, Role, Workspace
@@ -15,7 +15,7 @@ from asthron.passwords import PasswordPolicyError
 from asthron.roles import ADMIN_ROLES
 from asthron.services import tenancy as tenancy_service
 from asthron.tenancy import current_scope
-from asthron.views.base import FilterInScope, TenantInterface, TenantModelView
+from asthron.views.base import FilterInScope, RejectedFormIs400, TenantInterface, TenantModelView
 
 
 class AgencyView(TenantModelView):
@@ -25,7 +25,24 @@ class AgencyView(TenantModelView):
     show_columns = ["name", "slug", "workspaces", "created_at"]
 
 
+def _valid_origins(form, field):
+    for line in (field.data or "").splitlines():
+        if line.strip():
+            try:
+                tenancy_service.normalise_origin(line)
+            except tenancy_service.TenancyError as exc:
+                raise ValidationError(str(exc)) from None
+
+
+def _valid_time_zone(form, field):
+    try:
+        tenancy_service.check_time_zone(field.data)
+    except tenancy_service.TenancyError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 ORIGINS_FIELD = TextAreaField("Allowed website origins", widget=BS3TextAreaFieldWidget(),
+                              validators=[_valid_origins],
                               description="One per line, for example https://www.example.com. "
                                           "The widget answers only pages from these origins.")
 
@@ -38,6 +55,7 @@ class WorkspaceView(TenantModelView):
     edit_columns = ["name", "slug", "status", "time_zone", "origins"]
     add_form_extra_fields = edit_form_extra_fields = {"origins": ORIGINS_FIELD}
     search_columns = ["name", "slug", "status"]
+    validators_columns = {"time_zone": [_valid_time_zone]}
     add_form_query_rel_fields = {"agency": [["id", FilterInScope, lambda: None]]}
 
     def prefill_form(self, form, pk):
@@ -48,7 +66,6 @@ class WorkspaceView(TenantModelView):
         form = self._current_form()
         lines = [line for line in (form.get("origins") or "").splitlines() if line.strip()]
         item.allowed_origins = [tenancy_service.normalise_origin(line) for line in lines]
-        tenancy_service.check_time_zone(item.time_zone)
 
     @staticmethod
     def _current_form():
@@ -152,7 +169,7 @@ class TeamMemberForm(DynamicForm):
     role = SelectField("Role", choices=MEMBER_ROLES, validators=[DataRequired()], widget=Select2Widget())
 
 
-class AddTeamMemberView(SimpleFormView):
+class AddTeamMemberView(RejectedFormIs400, SimpleFormView):
     """Create a staff account and give it a role in one of the admin's workspaces."""
 
     route_base = "/team/add"
