@@ -49,6 +49,9 @@ WTF_CSRF_TIME_LIMIT = None
 ASTHRON_LOGIN_RATE_LIMIT = os.environ.get("ASTHRON_LOGIN_RATE_LIMIT", "5 per minute")
 RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
 RATELIMIT_HEADERS_ENABLED = True
+# Reverse proxies in front of the app (nginx, a load balancer): how many X-Forwarded-For/-Proto hops to
+# trust. 0 trusts none; behind a proxy, set it, or every visitor shares the proxy's address (and its limit).
+ASTHRON_PROXY_COUNT = int(os.environ.get("ASTHRON_PROXY_COUNT", "0"))
 
 # Plugins: a comma-separated allow-list of plugin names; empty means all that are installed.
 ASTHRON_PLUGINS = os.environ.get("ASTHRON_PLUGINS", "")

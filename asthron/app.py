@@ -74,8 +74,10 @@ class Initializer:
             self.init_appbuilder()
             self.init_views()
         self.init_web()
+        self.init_security()
         self.init_jobs()
         self.init_cli()
+        self.init_startup()
 
     def init_logging(self):
         from asthron.logging_setup import init_app
@@ -121,6 +123,11 @@ class Initializer:
 
         web.init_app(self.app)
 
+    def init_security(self):
+        from asthron import security
+
+        security.init_app(self.app)
+
     def init_jobs(self):
         from asthron import jobs
 
@@ -130,3 +137,10 @@ class Initializer:
         from asthron import cli
 
         cli.init_app(self.app)
+
+    def init_startup(self):
+        from asthron import plugins
+
+        # Last, so a plugin's `startup` sees the finished app: builder, views, blueprints, commands.
+        with self.app.app_context():
+            plugins.startup(self.app)

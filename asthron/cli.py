@@ -6,6 +6,8 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 
+from asthron.jobs.worker import worker_command
+
 asthron = AppGroup("asthron", help="Asthron administration commands.")
 
 
@@ -59,6 +61,7 @@ def demo_command(as_json):
 
 audit_group = AppGroup("audit", help="Audit log commands.")
 asthron.add_command(audit_group)
+asthron.add_command(worker_command)
 
 
 @audit_group.command("verify")
@@ -74,6 +77,41 @@ def audit_verify_command():
         click.echo(f"broken: {exc}", err=True)
         sys.exit(1)
     click.echo(f"ok: {count} entries")
+
+
+@asthron.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print the plugins as JSON, nothing else.")
+@with_appcontext
+def plugins_command(as_json):
+    """List the loaded plugins: name, version, source and the hooks each implements."""
+    from asthron.plugins import get_plugins
+
+    found = get_plugins()
+    if as_json:
+        sys.stdout.write(json.dumps(found, indent=2) + "\n")
+        return
+    if not found:
+        click.echo("no plugins loaded")
+    for plugin in found:
+        click.echo(f"{plugin['name']} {plugin['version'] or '-'} ({plugin['source']})")
+        click.echo(f"  hooks: {', '.join(plugin['hooks']) or 'none'}")
+
+
+@asthron.command("subprocessors")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON, nothing else.")
+@with_appcontext
+def subprocessors_command(as_json):
+    """Print the public sub-processor list and the date it last changed."""
+    from asthron.services import subprocessors
+
+    listing = subprocessors.publish()
+    if as_json:
+        sys.stdout.write(json.dumps(listing, indent=2) + "\n")
+        return
+    click.echo(f"Sub-processors (last changed {listing['last_changed']}):")
+    for entry in listing["subprocessors"]:
+        click.echo(f"  {entry['name']} [{entry['source']}]: {entry['purpose']}; {entry['location']}")
+        click.echo(f"    data: {', '.join(entry['data_categories'])}; DPA: {entry['dpa_url']}")
 
 
 def init_app(app):

@@ -8,17 +8,27 @@ bp = Blueprint("web", __name__)
 @bp.get("/health")
 def health():
     """Report the state of the database, job queue and plugins."""
+    from asthron import jobs
     from asthron.extensions import db
+    from asthron.plugins import get_plugins
 
     status = {"database": "ok"}
     try:
         db.session.execute(text("SELECT 1"))
     except Exception as exc:  # report, never raise, from a health check
         status["database"] = f"error: {type(exc).__name__}"
+    status["queue"] = jobs.health(db.session)
     code = 200 if status["database"] == "ok" else 503
-    return jsonify(status=("ok" if code == 200 else "degraded"), **status), code
+    names = [plugin["name"] for plugin in get_plugins()]
+    status["plugins"] = {"count": len(names), "names": names}
+    # A queue that does not answer loses nothing (the outbox keeps the work): degraded, not down.
+    healthy = code == 200 and status["queue"]["state"] == "ok"
+    return jsonify(status=("ok" if healthy else "degraded"), **status), code
 
 
 def init_app(app):
     """Register the web blueprint."""
+    from asthron import legal
+
     app.register_blueprint(bp)
+    legal.init_app(app)

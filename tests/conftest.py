@@ -44,7 +44,11 @@ def _base_config(database_url):
         "SQLALCHEMY_DATABASE_URI": database_url,
         "WTF_CSRF_ENABLED": True,
         "REDIS_URL": None,
+        # Jobs run right after their commit, so a test sees their effect and no thread outlives it.
+        "ASTHRON_JOBS_EMBEDDED": "inline",
         "RATELIMIT_STORAGE_URI": "memory://",
+        # Many tests sign in several users a minute; the sign-in limit tests lower this themselves.
+        "ASTHRON_LOGIN_RATE_LIMIT": "1000 per minute",
         "SERVER_NAME": "localhost",
     }
 
@@ -107,7 +111,10 @@ def backend(request, tmp_path_factory):
 @pytest.fixture
 def app(backend):
     """The app for one test, on an empty database (no context pushed: requests get their own)."""
+    from asthron import login_limits
+
     empty_tables(backend)
+    login_limits.reset(backend)
     yield backend
     with backend.app_context():
         from asthron.extensions import db
@@ -161,7 +168,8 @@ class Auth:
                                                  "csrf_token": token})
 
     def logout(self):
-        return self.client.get("/logout/")
+        token = csrf_token(self.client, "/logout/")
+        return self.client.post("/logout/", data={"csrf_token": token})
 
 
 @pytest.fixture
@@ -227,3 +235,29 @@ def redis_url():
     conn.flushdb()
     yield REDIS_URL
     conn.flushdb()
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build separate apps, each on its own SQLite database, with config overrides on the test config."""
+    made = []
+
+    def make(**overrides):
+        url = "sqlite:///" + str(tmp_path / f"app{len(made)}.db")
+        app = create_app({**_base_config(url), **overrides})
+        app.test_client_class = IsolatedClient
+        _reset_schema(app)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        with app.app_context():
+            from asthron.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()
+
+
+# Plugin fixtures (a tiny plugin distribution really built and installed; registrations undone after).
+from tests.plugin_fixtures import register_plugin, tiny_distribution, tiny_plugin  # noqa: E402,F401

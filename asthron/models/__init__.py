@@ -1,4 +1,7 @@
 """All models, imported so that their tables are known to the metadata and to migrations."""
 from asthron.models.audit import AuditEntry, AuditHead  # noqa: F401
 from asthron.models.base import Model  # noqa: F401
+from asthron.models.integrations import Subprocessor, SubprocessorListChange  # noqa: F401
+from asthron.models.jobs import OutboxEntry, OutboxStatus  # noqa: F401
+from asthron.models.security import UserSession  # noqa: F401
 from asthron.models.tenancy import Agency, Membership, Role, Workspace, WorkspaceStatus  # noqa: F401

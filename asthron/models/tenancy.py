@@ -5,6 +5,7 @@ import secrets
 from sqlalchemy import (
     JSON, CheckConstraint, Column, Enum, ForeignKey, Integer, String, UniqueConstraint,
 )
+from flask_appbuilder.security.sqla.models import User  # noqa: F401  (resolves relationship("User"))
 from sqlalchemy.orm import relationship
 
 from asthron.models.base import Model, Timestamped

@@ -4,7 +4,9 @@ from asthron.extensions import appbuilder
 
 def init_app(app):
     """Add the admin views to the app's builder."""
+    from asthron import plugins
     from asthron.views.audit import AuditLogView
+    from asthron.views.platform import PluginsView, SubprocessorView
     from asthron.views.tenancy import AddTeamMemberView, AgencyView, MembershipView, WorkspaceView
 
     builder = app.appbuilder
@@ -13,6 +15,9 @@ def init_app(app):
     builder.add_view(MembershipView, "Team", icon="fa-users", category="Team")
     builder.add_view(AddTeamMemberView, "Add team member", icon="fa-user-plus", category="Team")
     builder.add_view(AuditLogView, "Audit log", icon="fa-list", category="Audit")
+    builder.add_view(SubprocessorView, "Sub-processors", icon="fa-handshake-o", category="Platform")
+    builder.add_view(PluginsView, "Plugins", icon="fa-plug", category="Platform")
+    plugins.register_admin_views(builder)
 
 
 __all__ = ["init_app", "appbuilder"]

@@ -1,8 +1,8 @@
-"""core platform
+"""Core platform: tenancy, FAB security, audit log, sessions, jobs outbox, sub-processors
 
-Revision ID: 8618b3ba0d3a
+Revision ID: 3cc2744b27c1
 Revises: 
-Create Date: 2026-11-27 20:39:03.032779
+Create Date: 2026-11-27 21:22:16.972692
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '8618b3ba0d3a'
+revision = '3cc2744b27c1'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -108,11 +108,12 @@ def upgrade():
     sa.UniqueConstraint('seq')
     )
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_audit_entry_action'), ['action'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_entry_actor_id'), ['actor_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_entry_agency_id'), ['agency_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_entry_created_at'), ['created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_entry_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('ix_audit_entry_action_created_at', ['action', 'created_at'], unique=False, postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
+        batch_op.create_index('ix_audit_entry_actor_created_at', ['actor', 'created_at'], unique=False, postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
+        batch_op.create_index('ix_audit_entry_actor_id_created_at', ['actor_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_audit_entry_agency_id_created_at', ['agency_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_audit_entry_created_at_tenant', ['created_at'], unique=False, postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
+        batch_op.create_index('ix_audit_entry_workspace_id_created_at', ['workspace_id', 'created_at'], unique=False)
 
     op.create_table('audit_head',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -120,6 +121,47 @@ def upgrade():
     sa.Column('last_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('outbox_entry',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('queue', sa.String(length=32), nullable=False),
+    sa.Column('job', sa.String(length=128), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('max_attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.Column('available_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('done_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'enqueued', 'running', 'done', 'failed')", name='ck_outbox_entry_status'),
+    sa.PrimaryKeyConstraint('id'),
+    sqlite_autoincrement=True
+    )
+    with op.batch_alter_table('outbox_entry', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_entry_due', ['status', 'available_at'], unique=False)
+
+    op.create_table('subprocessor',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('purpose', sa.String(length=500), nullable=False),
+    sa.Column('data_categories', sa.Text(), nullable=False),
+    sa.Column('location', sa.String(length=200), nullable=False),
+    sa.Column('dpa_url', sa.String(length=500), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('subprocessor_list_change',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('entries', sa.JSON(), nullable=False),
+    sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('subprocessor_list_change', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_subprocessor_list_change_fingerprint'), ['fingerprint'], unique=False)
+
     op.create_table('ab_api_key',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
@@ -192,6 +234,23 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('user_id', 'role_id')
     )
+    op.create_table('user_session',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoke_reason', sa.String(length=32), nullable=True),
+    sa.Column('ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=256), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['ab_user.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('token_hash')
+    )
+    with op.batch_alter_table('user_session', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_session_user_id'), ['user_id'], unique=False)
+
     op.create_table('workspace',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('agency_id', sa.Integer(), nullable=False),
@@ -229,7 +288,7 @@ def upgrade():
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('agency_id', sa.Integer(), nullable=True),
     sa.Column('workspace_id', sa.Integer(), nullable=True),
-    sa.Column('role', sa.Enum('Operator', 'Agency admin', 'Workspace admin', 'Staff', 'Client', name='membership_role', native_enum=False, length=32), nullable=False),
+    sa.Column('role', sa.Enum('operator', 'agency_admin', 'workspace_admin', 'staff', 'client', name='membership_role', native_enum=False, length=32), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint('(agency_id IS NULL) <> (workspace_id IS NULL)', name='ck_membership_one_scope'),
@@ -246,8 +305,21 @@ def upgrade():
 
     # ### end Alembic commands ###
 
+    # The audit log is append-only: on PostgreSQL the database itself refuses UPDATE and DELETE.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("""CREATE OR REPLACE FUNCTION audit_entry_append_only() RETURNS trigger AS $$
+BEGIN
+  RAISE EXCEPTION 'audit_entry is append-only: % refused', TG_OP;
+END;
+$$ LANGUAGE plpgsql""")
+        op.execute("""CREATE TRIGGER audit_entry_no_change BEFORE UPDATE OR DELETE ON audit_entry
+FOR EACH ROW EXECUTE FUNCTION audit_entry_append_only()""")
+
 
 def downgrade():
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_entry_no_change ON audit_entry")
+        op.execute("DROP FUNCTION IF EXISTS audit_entry_append_only()")
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_membership_workspace_id'))
@@ -264,6 +336,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_workspace_agency_id'))
 
     op.drop_table('workspace')
+    with op.batch_alter_table('user_session', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_session_user_id'))
+
+    op.drop_table('user_session')
     op.drop_table('ab_user_role')
     with op.batch_alter_table('ab_user_group', schema=None) as batch_op:
         batch_op.drop_index('idx_user_id')
@@ -286,13 +362,23 @@ def downgrade():
         batch_op.drop_index('idx_api_key_lookup_hash')
 
     op.drop_table('ab_api_key')
+    with op.batch_alter_table('subprocessor_list_change', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_subprocessor_list_change_fingerprint'))
+
+    op.drop_table('subprocessor_list_change')
+    op.drop_table('subprocessor')
+    with op.batch_alter_table('outbox_entry', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_entry_due')
+
+    op.drop_table('outbox_entry')
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_audit_entry_workspace_id'))
-        batch_op.drop_index(batch_op.f('ix_audit_entry_created_at'))
-        batch_op.drop_index(batch_op.f('ix_audit_entry_agency_id'))
-        batch_op.drop_index(batch_op.f('ix_audit_entry_actor_id'))
-        batch_op.drop_index(batch_op.f('ix_audit_entry_action'))
+        batch_op.drop_index('ix_audit_entry_workspace_id_created_at')
+        batch_op.drop_index('ix_audit_entry_created_at_tenant', postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
+        batch_op.drop_index('ix_audit_entry_agency_id_created_at')
+        batch_op.drop_index('ix_audit_entry_actor_id_created_at')
+        batch_op.drop_index('ix_audit_entry_actor_created_at', postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
+        batch_op.drop_index('ix_audit_entry_action_created_at', postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
 
     op.drop_table('audit_entry')
     op.drop_table('agency')
