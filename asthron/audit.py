@@ -146,13 +146,40 @@ def record_in_session(action, **kwargs):
 
 # --- ORM listeners: create, update, delete of audited rows -----------------------------------------
 
+# Models audited besides the tenant-owned ones: {class: (ignored columns, audited relationships)}.
+_TRACKED = {}
+
+
+def track(model, *, ignore=(), relationships=()):
+    """Audit changes to `model` too, skipping `ignore` columns and diffing `relationships` by name."""
+    _TRACKED[model] = (frozenset(ignore), tuple(relationships))
+
+
 def _is_audited(obj):
-    return getattr(type(obj), "__audited__", False) or hasattr(type(obj), "tenant_clause") and not isinstance(obj, AuditEntry)
+    if isinstance(obj, AuditEntry):
+        return False
+    return type(obj) in _TRACKED or hasattr(type(obj), "tenant_clause")
+
+
+def _ignored(obj):
+    return _TRACKED.get(type(obj), ((), ()))[0]
 
 
 def _column_values(obj):
     mapper = inspect(obj).mapper
-    return {attr.key: _jsonable(getattr(obj, attr.key)) for attr in mapper.column_attrs}
+    return {attr.key: _jsonable(getattr(obj, attr.key)) for attr in mapper.column_attrs
+            if attr.key not in _ignored(obj)}
+
+
+def _relationship_diff(obj):
+    changes = {}
+    state = inspect(obj)
+    for name in _TRACKED.get(type(obj), ((), ()))[1]:
+        hist = state.attrs[name].history
+        if hist.added or hist.deleted:
+            changes[name] = {"added": sorted(str(v) for v in hist.added),
+                             "removed": sorted(str(v) for v in hist.deleted)}
+    return changes
 
 
 def _diff(session, obj):
@@ -190,8 +217,9 @@ def _tenant_of(obj):
 def _before_flush(session, flush_context, instances):
     pending = session.info.setdefault("audit_pending", [])
     for obj in session.dirty:
-        if _is_audited(obj) and session.is_modified(obj, include_collections=False):
-            changes = _diff(session, obj)
+        if _is_audited(obj) and session.is_modified(obj):
+            changes = {k: v for k, v in _diff(session, obj).items() if k not in _ignored(obj)}
+            changes.update(_relationship_diff(obj))
             if changes:
                 pending.append(("update", obj, changes))
     for obj in session.deleted:

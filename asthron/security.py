@@ -16,7 +16,7 @@ from flask_appbuilder.security.api import SecurityApi
 from flask_appbuilder.security.decorators import no_cache
 from flask_appbuilder.security.forms import ResetPasswordForm
 from flask_appbuilder.security.sqla.manager import SecurityManager
-from flask_appbuilder.security.sqla.models import PermissionView
+from flask_appbuilder.security.sqla.models import PermissionView, User
 from flask_appbuilder.security.views import (
     AuthDBView,
     ResetMyPasswordView,
@@ -230,6 +230,9 @@ def init_app(app):
     # Not left to config.py: the policy is not optional, and a callable cannot come from the environment.
     app.config["FAB_PASSWORD_COMPLEXITY_ENABLED"] = True
     app.config["FAB_PASSWORD_COMPLEXITY_VALIDATOR"] = fab_password_validator
+    # Role and active-flag changes of accounts are audited like tenant rows; sign-in counters are not.
+    audit.track(User, ignore={"last_login", "login_count", "fail_login_count", "changed_on", "changed_by_fk"},
+                relationships=("roles",))
     sessions.init_app(app)
     login_limits.init_app(app)
     websecurity.init_app(app)

@@ -171,3 +171,22 @@ def test_workspace_edit_through_the_admin_is_attributed_to_the_user(client, auth
     [entry] = _entries("workspace.update")
     assert entry.actor == "a1_admin" and entry.workspace_id == tenants["a1"]
     assert entry.details["name"] == {"old": "A One", "new": "A One Renamed"}
+
+
+def test_role_changes_of_an_account_are_audited_without_the_password(client, auth, tenants, ctx):
+    from flask_appbuilder.security.sqla.models import Role as FabRole, User
+
+    from tests.conftest import csrf_token
+
+    auth.login("operator")
+    client_role = db.session.scalar(select(FabRole).where(FabRole.name == "Client"))
+    token = csrf_token(client, f"/users/edit/{tenants['b1_staff']}")
+    response = client.post(f"/users/edit/{tenants['b1_staff']}", data={
+        "csrf_token": token, "first_name": "Bea", "last_name": "Staff", "username": "b1_staff",
+        "email": "b1_staff@example.com", "active": "y", "roles": [str(client_role.id)]})
+    assert response.status_code == 302
+    [entry] = [e for e in _entries("ab_user.update") if e.actor == "operator" and "roles" in e.details]
+    assert entry.target_id == str(tenants["b1_staff"])
+    assert entry.details["roles"] == {"added": ["Client"], "removed": ["Staff"]}
+    assert "password" not in entry.details
+    assert "login_count" not in str(_entries())
