@@ -5,3 +5,8 @@ from asthron.models.integrations import Subprocessor, SubprocessorListChange  # 
 from asthron.models.jobs import OutboxEntry, OutboxStatus  # noqa: F401
 from asthron.models.security import UserSession  # noqa: F401
 from asthron.models.tenancy import Agency, Membership, Role, Workspace, WorkspaceStatus  # noqa: F401
+from asthron.models.chat import (  # noqa: F401
+    AIConnection, ConsentRecord, Conversation, ConversationOwner, KnowledgeEntry, Message, MessageRole,
+    UsageEntry, WidgetSettings,
+)
+from asthron.models.leads import Lead  # noqa: F401
