@@ -16,8 +16,13 @@ SELF_SERVICE = [
     ("^AsthronUserView$", "^can_userinfo$"),
     ("^UserInfoEditView$", FORM),
     ("^ResetMyPasswordView$", FORM),
-    ("^(Workspaces|Team|Audit|Account)$", "^menu_access$"),
+    ("^(Workspaces|Team|Audit|Account|Conversations|Widget)$", "^menu_access$"),
 ]
+# Chat capability views: conversations and their transcripts, leads, the knowledge base, widget set-up.
+CHAT_READ = [("^(ConversationView|MessageView|LeadView|KnowledgeEntryView|WidgetSettingsView)$", READ),
+             ("^WidgetSettingsView$", "^can_preview$")]
+CHAT_ADMIN = [("^(KnowledgeEntryView)$", WRITE),
+              ("^WidgetSettingsView$", "^(can_list|can_show|can_edit|can_preview|menu_access)$")]
 
 ROLE_PERMISSIONS = {
     Role.operator.value: SELF_SERVICE + [
@@ -28,6 +33,7 @@ ROLE_PERMISSIONS = {
         ("^RoleModelView$", READ),
         ("^ResetPasswordView$", FORM),
         ("^(Platform|Security)$", "^menu_access$"),
+        ("^AIConnectionView$", WRITE),
     ],
     Role.agency_admin.value: SELF_SERVICE + [
         ("^AgencyView$", READ),
@@ -35,20 +41,21 @@ ROLE_PERMISSIONS = {
         ("^MembershipView$", WRITE),
         ("^AddTeamMemberView$", FORM),
         ("^AuditLogView$", READ),
-    ],
+    ] + CHAT_READ + CHAT_ADMIN,
     Role.workspace_admin.value: SELF_SERVICE + [
         ("^WorkspaceView$", "^(can_list|can_show|can_edit|menu_access)$"),
         ("^MembershipView$", WRITE),
         ("^AddTeamMemberView$", FORM),
         ("^AuditLogView$", READ),
-    ],
+    ] + CHAT_READ + CHAT_ADMIN,
     Role.staff.value: SELF_SERVICE + [
         ("^WorkspaceView$", READ),
         ("^MembershipView$", READ),
-    ],
+        ("^KnowledgeEntryView$", WRITE),
+    ] + CHAT_READ,
     Role.client.value: SELF_SERVICE + [
         ("^WorkspaceView$", READ),
-    ],
+    ] + CHAT_READ,
 }
 
 ADMIN_ROLES = (Role.agency_admin.value, Role.workspace_admin.value)
