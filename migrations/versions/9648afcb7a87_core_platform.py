@@ -1,8 +1,8 @@
-"""Core platform: tenancy, FAB security, audit log, sessions, jobs outbox, sub-processors
+"""Core platform and chat: tenancy, security, audit, sessions, jobs, sub-processors, conversations
 
-Revision ID: 3cc2744b27c1
+Revision ID: 9648afcb7a87
 Revises: 
-Create Date: 2026-11-27 21:22:16.972692
+Create Date: 2026-11-27 21:31:26.518053
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '3cc2744b27c1'
+revision = '9648afcb7a87'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -87,6 +87,19 @@ def upgrade():
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name'),
     sa.UniqueConstraint('slug')
+    )
+    op.create_table('ai_connection',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('provider', sa.String(length=64), nullable=False),
+    sa.Column('base_url', sa.String(length=500), nullable=True),
+    sa.Column('api_key_ref', sa.JSON(), nullable=True),
+    sa.Column('default_model', sa.String(length=200), nullable=True),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('name')
     )
     op.create_table('audit_entry',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -283,6 +296,40 @@ def upgrade():
         batch_op.create_index('idx_permission_view_id', ['permission_view_id'], unique=False)
         batch_op.create_index('idx_role_id', ['role_id'], unique=False)
 
+    op.create_table('conversation',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('owner', sa.Enum('ai', 'waiting', 'human', 'closed', name='conversation_owner', native_enum=False, length=16), nullable=False),
+    sa.Column('needs_human', sa.Boolean(), nullable=False),
+    sa.Column('flag_reason', sa.String(length=200), nullable=True),
+    sa.Column('origin', sa.String(length=300), nullable=True),
+    sa.Column('consent_version', sa.String(length=40), nullable=True),
+    sa.Column('consented_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_message_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_conversation_last_message_at'), ['last_message_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_conversation_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('knowledge_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('knowledge_entry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_knowledge_entry_workspace_id'), ['workspace_id'], unique=False)
+
     op.create_table('membership',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -303,6 +350,107 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_membership_user_id'), ['user_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_membership_workspace_id'), ['workspace_id'], unique=False)
 
+    op.create_table('usage_entry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('conversation_id', sa.String(length=40), nullable=True),
+    sa.Column('provider', sa.String(length=64), nullable=True),
+    sa.Column('model', sa.String(length=200), nullable=True),
+    sa.Column('input_tokens', sa.Integer(), nullable=False),
+    sa.Column('output_tokens', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('usage_entry', schema=None) as batch_op:
+        batch_op.create_index('ix_usage_entry_workspace_day', ['workspace_id', 'day'], unique=False)
+        batch_op.create_index(batch_op.f('ix_usage_entry_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('widget_settings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('colour', sa.String(length=7), nullable=False),
+    sa.Column('position', sa.String(length=5), nullable=False),
+    sa.Column('assistant_name', sa.String(length=80), nullable=False),
+    sa.Column('greeting', sa.String(length=500), nullable=False),
+    sa.Column('language', sa.String(length=10), nullable=False),
+    sa.Column('strings', sa.JSON(), nullable=False),
+    sa.Column('consent_required', sa.Boolean(), nullable=False),
+    sa.Column('consent_notice', sa.Text(), nullable=False),
+    sa.Column('notice_version', sa.String(length=40), nullable=False),
+    sa.Column('privacy_url', sa.String(length=500), nullable=True),
+    sa.Column('ai_provider', sa.String(length=64), nullable=False),
+    sa.Column('ai_connection_id', sa.Integer(), nullable=True),
+    sa.Column('model', sa.String(length=200), nullable=True),
+    sa.Column('instructions', sa.Text(), nullable=False),
+    sa.Column('enabled_tools', sa.JSON(), nullable=False),
+    sa.Column('qualification_questions', sa.JSON(), nullable=False),
+    sa.Column('max_reply_tokens', sa.Integer(), nullable=False),
+    sa.Column('monthly_token_budget', sa.BigInteger(), nullable=True),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['ai_connection_id'], ['ai_connection.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('widget_settings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_widget_settings_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('uq_widget_settings_workspace', ['workspace_id'], unique=True)
+
+    op.create_table('consent_record',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('conversation_id', sa.String(length=40), nullable=False),
+    sa.Column('notice_version', sa.String(length=40), nullable=False),
+    sa.Column('accepted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('consent_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_consent_record_conversation_id'), ['conversation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_consent_record_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('lead',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('conversation_id', sa.String(length=40), nullable=True),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=True),
+    sa.Column('email', sa.String(length=320), nullable=True),
+    sa.Column('phone', sa.String(length=40), nullable=True),
+    sa.Column('notes', sa.Text(), nullable=True),
+    sa.Column('fields', sa.JSON(), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('lead', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_lead_conversation_id'), ['conversation_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_lead_email'), ['email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_lead_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('message',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('conversation_id', sa.String(length=40), nullable=False),
+    sa.Column('role', sa.Enum('visitor', 'assistant', 'staff', 'system', name='message_role', native_enum=False, length=16), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('author', sa.String(length=120), nullable=True),
+    sa.Column('meta', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('workspace_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index('ix_message_conversation_id_id', ['conversation_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_message_workspace_id'), ['workspace_id'], unique=False)
+
     # ### end Alembic commands ###
 
     # The audit log is append-only: on PostgreSQL the database itself refuses UPDATE and DELETE.
@@ -321,12 +469,47 @@ def downgrade():
         op.execute("DROP TRIGGER IF EXISTS audit_entry_no_change ON audit_entry")
         op.execute("DROP FUNCTION IF EXISTS audit_entry_append_only()")
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_message_workspace_id'))
+        batch_op.drop_index('ix_message_conversation_id_id')
+
+    op.drop_table('message')
+    with op.batch_alter_table('lead', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_lead_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_lead_email'))
+        batch_op.drop_index(batch_op.f('ix_lead_conversation_id'))
+
+    op.drop_table('lead')
+    with op.batch_alter_table('consent_record', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_consent_record_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_consent_record_conversation_id'))
+
+    op.drop_table('consent_record')
+    with op.batch_alter_table('widget_settings', schema=None) as batch_op:
+        batch_op.drop_index('uq_widget_settings_workspace')
+        batch_op.drop_index(batch_op.f('ix_widget_settings_workspace_id'))
+
+    op.drop_table('widget_settings')
+    with op.batch_alter_table('usage_entry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_usage_entry_workspace_id'))
+        batch_op.drop_index('ix_usage_entry_workspace_day')
+
+    op.drop_table('usage_entry')
     with op.batch_alter_table('membership', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_membership_workspace_id'))
         batch_op.drop_index(batch_op.f('ix_membership_user_id'))
         batch_op.drop_index(batch_op.f('ix_membership_agency_id'))
 
     op.drop_table('membership')
+    with op.batch_alter_table('knowledge_entry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_knowledge_entry_workspace_id'))
+
+    op.drop_table('knowledge_entry')
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_conversation_workspace_id'))
+        batch_op.drop_index(batch_op.f('ix_conversation_last_message_at'))
+
+    op.drop_table('conversation')
     with op.batch_alter_table('ab_permission_view_role', schema=None) as batch_op:
         batch_op.drop_index('idx_role_id')
         batch_op.drop_index('idx_permission_view_id')
@@ -381,6 +564,7 @@ def downgrade():
         batch_op.drop_index('ix_audit_entry_action_created_at', postgresql_include=['id', 'workspace_id', 'agency_id', 'actor_id'])
 
     op.drop_table('audit_entry')
+    op.drop_table('ai_connection')
     op.drop_table('agency')
     op.drop_table('ab_view_menu')
     op.drop_table('ab_user')
