@@ -53,6 +53,17 @@ RATELIMIT_HEADERS_ENABLED = True
 # trust. 0 trusts none; behind a proxy, set it, or every visitor shares the proxy's address (and its limit).
 ASTHRON_PROXY_COUNT = int(os.environ.get("ASTHRON_PROXY_COUNT", "0"))
 
+# Visitor API (docs/widget.md): rate limits in the `limits` notation, counted in RATELIMIT_STORAGE_URI.
+ASTHRON_WIDGET_LIMIT_CONVERSATIONS_PER_IP = os.environ.get("ASTHRON_WIDGET_LIMIT_CONVERSATIONS_PER_IP", "20 per minute")
+ASTHRON_WIDGET_LIMIT_MESSAGES_PER_CONVERSATION = os.environ.get("ASTHRON_WIDGET_LIMIT_MESSAGES_PER_CONVERSATION",
+                                                                "20 per minute")
+ASTHRON_WIDGET_LIMIT_MESSAGES_PER_IP = os.environ.get("ASTHRON_WIDGET_LIMIT_MESSAGES_PER_IP", "60 per minute")
+ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE = os.environ.get("ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE", "600 per minute")
+ASTHRON_WIDGET_LIMIT_READS_PER_IP = os.environ.get("ASTHRON_WIDGET_LIMIT_READS_PER_IP", "600 per minute")
+# Live streams end after this many seconds (the browser reconnects) and send a keepalive comment meanwhile.
+ASTHRON_SSE_MAX_SECONDS = int(os.environ.get("ASTHRON_SSE_MAX_SECONDS", "25"))
+ASTHRON_SSE_KEEPALIVE_SECONDS = int(os.environ.get("ASTHRON_SSE_KEEPALIVE_SECONDS", "15"))
+
 # Plugins: a comma-separated allow-list of plugin names; empty means all that are installed.
 ASTHRON_PLUGINS = os.environ.get("ASTHRON_PLUGINS", "")
 ASTHRON_PLUGINS_DIR = os.environ.get("ASTHRON_PLUGINS_DIR", os.path.join(BASE_DIR, "plugins"))

@@ -158,11 +158,14 @@ def track(model, *, ignore=(), relationships=()):
 def _is_audited(obj):
     if isinstance(obj, AuditEntry):
         return False
+    flag = getattr(type(obj), "__audited__", None)
+    if flag is not None:
+        return flag
     return type(obj) in _TRACKED or hasattr(type(obj), "tenant_clause")
 
 
 def _ignored(obj):
-    return _TRACKED.get(type(obj), ((), ()))[0]
+    return _TRACKED.get(type(obj), (frozenset(), ()))[0] | frozenset(getattr(type(obj), "__audit_ignore__", ()))
 
 
 def _column_values(obj):

@@ -9,6 +9,7 @@ from flask.cli import AppGroup, with_appcontext
 from asthron.jobs.worker import worker_command
 
 asthron = AppGroup("asthron", help="Asthron administration commands.")
+DEMO_BASE_URL = "http://127.0.0.1:5000"  # where `make run` serves the demo
 
 
 @asthron.command("init")
@@ -57,6 +58,9 @@ def demo_command(as_json):
     click.echo("Workspaces and their public widget keys:")
     for ws in result["workspaces"]:
         click.echo(f"  {ws['agency']} / {ws['name']}: {ws['key']}")
+    click.echo("Sample client websites with the chat widget (once the server runs):")
+    for ws in result["workspaces"]:
+        click.echo(f"  {ws['name']}: {DEMO_BASE_URL}{ws['site']}")
 
 
 audit_group = AppGroup("audit", help="Audit log commands.")

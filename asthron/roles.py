@@ -62,7 +62,7 @@ ADMIN_ROLES = (Role.agency_admin.value, Role.workspace_admin.value)
 
 SHORT = {"can_list": "list", "can_show": "show", "can_add": "add", "can_edit": "edit", "can_delete": "delete",
          "can_this_form_get": "form", "can_this_form_post": "form", "can_userinfo": "own profile",
-         "can_resetpasswords": "reset passwords", "can_get": "read"}
+         "can_resetpasswords": "reset passwords", "can_get": "read", "can_preview": "preview"}
 MATRIX_VIEWS_SKIPPED = ("MenuApi", "UtilView", "LocaleView", "IndexView", "AuthDBView", "SecurityApi",
                         "OpenApi", "SwaggerView")
 

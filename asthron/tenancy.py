@@ -189,10 +189,14 @@ def _check_writes(session, flush_context, instances):
     if scope is UNRESTRICTED:
         return
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
-        ws_id = getattr(obj, "workspace_id", None)
-        if hasattr(obj, "tenant_clause") and hasattr(type(obj), "workspace_id") and type(obj).__name__ != "Membership":
-            if not scope.can_read_data(ws_id):
-                raise TenantViolation(type(obj).__name__, getattr(obj, "id", None), ws_id)
+        model = type(obj)
+        if not hasattr(model, "tenant_clause") or not hasattr(model, "workspace_id") or model.__name__ == "Membership":
+            continue
+        ws_id = obj.workspace_id
+        if ws_id is None and getattr(obj, "workspace", None) is not None:
+            ws_id = obj.workspace.id  # set through the relationship (a form's picker); the flush copies it
+        if not scope.can_read_data(ws_id):
+            raise TenantViolation(model.__name__, getattr(obj, "id", None), ws_id)
 
 
 def init_app(app):

@@ -28,7 +28,11 @@ def health():
 
 def init_app(app):
     """Register the web blueprint."""
-    from asthron import legal
+    from asthron import demo_site, legal, widget
+    from asthron.widget import loader
 
     app.register_blueprint(bp)
     legal.init_app(app)
+    widget.init_app(app)
+    loader.init_app(app)
+    demo_site.init_app(app)

@@ -85,10 +85,11 @@ def _wait_for_port(port, process, timeout):
 
 
 @contextlib.contextmanager
-def serve(target, *, workers=2, env=None, startup_timeout=60):
-    """Run `gunicorn target` with `workers` sync workers on a free loopback port; yield its base URL."""
+def serve(target, *, workers=2, env=None, startup_timeout=60, worker_class="sync", threads=1):
+    """Run `gunicorn target` with `workers` workers (sync by default) on a free loopback port; yield its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "sync",
+    command = [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", worker_class,
+               "--threads", str(threads),
                "--bind", f"{LOOPBACK}:{port}", "--chdir", str(ROOT), "--log-level", "warning",
                "--timeout", "120", target]
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}

@@ -45,6 +45,13 @@ target_db = current_app.extensions['migrate'].db
 # ... etc.
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """Leave the full-text search structures, which the migration creates by hand, to the migration."""
+    from asthron.models.knowledge_search import is_search_object
+
+    return not is_search_object(name)
+
+
 def get_metadata():
     # FAB's security tables and Asthron's models share flask_appbuilder's declarative metadata.
     import asthron.models  # noqa: F401
@@ -67,7 +74,7 @@ def run_migrations_offline():
     """
     url = config.get_main_option("sqlalchemy.url")
     context.configure(
-        url=url, target_metadata=get_metadata(), literal_binds=True
+        url=url, target_metadata=get_metadata(), literal_binds=True, include_object=include_object
     )
 
     with context.begin_transaction():
@@ -102,6 +109,7 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
+            include_object=include_object,
             **conf_args
         )
 

@@ -13,6 +13,7 @@ from asthron.app import create_app  # noqa: E402
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+NO_PLUGINS_DIR = tempfile.mkdtemp(prefix="asthron-test-no-plugins-")
 PASSWORD = "correct horse battery staple"
 # Tables that hold FAB's permission catalogue: kept between tests, everything else is emptied.
 KEEP_TABLES = {"ab_permission", "ab_view_menu", "ab_permission_view", "ab_role", "ab_permission_view_role",
@@ -50,6 +51,9 @@ def _base_config(database_url):
         # Many tests sign in several users a minute; the sign-in limit tests lower this themselves.
         "ASTHRON_LOGIN_RATE_LIMIT": "1000 per minute",
         "SERVER_NAME": "localhost",
+        # Tests load the plugins they exercise themselves; the repository's plugins/ folder would
+        # otherwise add its sub-processors and providers to every test.
+        "ASTHRON_PLUGINS_DIR": NO_PLUGINS_DIR,
     }
 
 
@@ -261,3 +265,6 @@ def make_app(tmp_path):
 
 # Plugin fixtures (a tiny plugin distribution really built and installed; registrations undone after).
 from tests.plugin_fixtures import register_plugin, tiny_distribution, tiny_plugin  # noqa: E402,F401
+
+# The OpenAI-compatible test server and the OpenAI plugin loaded from plugins/ for one test.
+from tests.fake_openai import fake_openai, openai_plugin  # noqa: E402,F401

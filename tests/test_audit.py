@@ -190,3 +190,20 @@ def test_role_changes_of_an_account_are_audited_without_the_password(client, aut
     assert entry.details["roles"] == {"added": ["Client"], "removed": ["Staff"]}
     assert "password" not in entry.details
     assert "login_count" not in str(_entries())
+
+
+def test_visitor_messages_stay_out_of_the_append_only_log(ctx):
+    from asthron.models.chat import Conversation
+    from asthron.services import conversations
+
+    ws = svc.create_workspace(agency=svc.create_agency("Acme"), name="Shop")
+    conversation = Conversation(workspace_id=ws.id, token_hash="0" * 64)
+    db.session.add(conversation)
+    db.session.commit()
+    conversations.add_message(conversation, "visitor", "my phone is +44 20 7946 0000")
+    db.session.commit()
+    assert _entries("message.create") == []
+    assert _entries("conversation.update") == []
+    assert "7946" not in str([e.details for e in _entries()])
+    [created] = _entries("conversation.create")
+    assert created.details["token_hash"] == "[redacted]"

@@ -295,7 +295,10 @@ def test_registry_returns_what_a_plugin_registered_and_who_registered_it(registe
     provider = EchoProvider()
     register_plugin(RegistersProvider(provider), "echo_plugin")
     assert registry.ai_providers.get("echo") is provider
-    assert [(e.name, e.plugin) for e in registry.ai_providers.entries()] == [("echo", "echo_plugin")]
+    assert ("echo", "echo_plugin") in [(e.name, e.plugin) for e in registry.ai_providers.entries()]
+    # Built-ins register first, as plugins like any other.
+    assert ("offline", "asthron.default_plugins.offline_ai") in [(e.name, e.plugin)
+                                                                 for e in registry.ai_providers.entries()]
 
 
 def test_registry_forgets_an_unregistered_plugin(register_plugin):
@@ -320,7 +323,7 @@ def test_two_plugins_registering_the_same_name_is_an_error_naming_both(register_
 
 def test_asking_for_a_missing_provider_lists_what_is_installed(register_plugin):
     register_plugin(RegistersProvider(EchoProvider()), "echo_plugin")
-    with pytest.raises(LookupError, match=r"no AIProvider named 'gpt' is installed \(available: echo\)"):
+    with pytest.raises(LookupError, match=r"no AIProvider named 'gpt' is installed \(available: echo, offline\)"):
         registry.ai_providers.get("gpt")
 
 

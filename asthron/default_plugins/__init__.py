@@ -10,4 +10,6 @@ To add one: write `asthron/default_plugins/<name>.py` with `@hookimpl` functions
 "asthron.default_plugins.<name>" below.
 """
 
-PLUGINS: tuple[str, ...] = ()
+PLUGINS: tuple[str, ...] = (
+    "asthron.default_plugins.offline_ai",
+)

@@ -56,6 +56,7 @@ def execute(app, entry_id):
         claim = _claim(db.session, entry_id)
         if claim is None:
             return SKIPPED
+        g.job_attempt = (claim.attempts, claim.max_attempts)  # read by jobs through current_attempt()
         try:
             registry.get(claim.job).func(**claim.payload)
             if not _finish(db.session, claim):
@@ -67,6 +68,17 @@ def execute(app, entry_id):
         except Exception as exc:
             db.session.rollback()
             return _fail(app, db.session, claim, exc)
+
+
+def current_attempt():
+    """Return (attempt, max_attempts) of the job running now; (1, 1) outside a run (no retry will follow)."""
+    return g.get("job_attempt", (1, 1)) if has_app_context() else (1, 1)
+
+
+def is_last_attempt():
+    """Say whether the running job has no retry left, so it must settle instead of raising."""
+    attempt, max_attempts = current_attempt()
+    return attempt >= max_attempts
 
 
 def _claim(session, entry_id):

@@ -10,3 +10,4 @@ from asthron.models.chat import (  # noqa: F401
     UsageEntry, WidgetSettings,
 )
 from asthron.models.leads import Lead  # noqa: F401
+from asthron.models import knowledge_search  # noqa: F401  (full-text search DDL on knowledge_entry)

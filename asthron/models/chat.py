@@ -104,6 +104,8 @@ class Conversation(WorkspaceOwned, Timestamped, Model):
     """One visitor's conversation with a workspace."""
 
     __tablename__ = "conversation"
+    # Bumped by every message; auditing it would log each message again.
+    __audit_ignore__ = ("last_message_at", "updated_at")
 
     id = Column(String(40), primary_key=True, default=new_conversation_id)
     token_hash = Column(String(64), nullable=False)
@@ -127,6 +129,8 @@ class Message(WorkspaceOwned, Model):
     """One message in a conversation; its integer id orders the conversation and resumes streams."""
 
     __tablename__ = "message"
+    # Visitor text is personal data that must stay erasable: it is not copied into the append-only audit log.
+    __audited__ = False
     __table_args__ = (Index("ix_message_conversation_id_id", "conversation_id", "id"),)
 
     id = Column(Integer, primary_key=True)
@@ -158,6 +162,7 @@ class UsageEntry(WorkspaceOwned, Model):
     """An append-only usage record: a visitor message, an AI reply and its tokens."""
 
     __tablename__ = "usage_entry"
+    __audited__ = False  # itself an append-only ledger
     __table_args__ = (Index("ix_usage_entry_workspace_day", "workspace_id", "day"),)
 
     id = Column(Integer, primary_key=True)

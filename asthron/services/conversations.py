@@ -1,10 +1,24 @@
 """Conversations: messages in and out, with live events sent once the change is committed."""
-from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session
+import hashlib
+import hmac
+import secrets
 
+from sqlalchemy import event as sa_event
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload
+
+from asthron import tenancy
 from asthron.extensions import db
-from asthron.models.chat import Message, MessageRole
 from asthron.models.base import utcnow
+from asthron.models.chat import (
+    ConsentRecord,
+    Conversation,
+    ConversationOwner,
+    Message,
+    MessageRole,
+    UsageEntry,
+    WidgetSettings,
+)
 from asthron.services import streams
 
 
@@ -48,3 +62,116 @@ if not getattr(Session, "_asthron_live_events", False):
     sa_event.listen(Session, "after_commit", _flush_events)
     sa_event.listen(Session, "after_soft_rollback", lambda session, tx: _drop_events(session))
     Session._asthron_live_events = True
+
+
+# --- The visitor side: start a conversation, prove the token, consent, post and read messages ---
+
+MAX_TEXT = 4000
+PAGE_SIZE = 100
+
+
+class ConsentRequired(Exception):
+    """The workspace requires consent to its current notice before the visitor may write."""
+
+
+class WrongNoticeVersion(ValueError):
+    """The accepted notice version is not the workspace's current one."""
+
+
+def hash_token(token):
+    """Return the SHA-256 hex digest under which a conversation token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def workspace_for_key(key):
+    """Return the workspace whose public widget key is `key`, or None."""
+    from asthron.models.tenancy import Workspace
+
+    with tenancy.unrestricted():  # the key itself is what identifies the workspace
+        return db.session.execute(select(Workspace).where(Workspace.public_key == key)).scalar()
+
+
+def widget_settings(workspace_id):
+    """Return a workspace's widget settings, or unsaved defaults when it has none yet."""
+    found = db.session.execute(select(WidgetSettings).where(WidgetSettings.workspace_id == workspace_id)).scalar()
+    return found or _default_settings(workspace_id)
+
+
+def _default_settings(workspace_id):
+    settings = WidgetSettings(workspace_id=workspace_id)
+    for column in WidgetSettings.__table__.columns:
+        default = column.default
+        if default is None or getattr(settings, column.key) is not None:
+            continue
+        # Column defaults apply at INSERT only; a transient row fills them in itself.
+        setattr(settings, column.key, default.arg(None) if default.is_callable else default.arg)
+    return settings
+
+
+def consent_pending(conversation, settings):
+    """Say whether the visitor must still accept the workspace's current notice."""
+    return bool(settings.consent_required) and conversation.consent_version != settings.notice_version
+
+
+def start_conversation(workspace, *, origin=None):
+    """Create a conversation for a visitor of `workspace`; return it and its secret token."""
+    token = secrets.token_urlsafe(32)
+    conversation = Conversation(workspace_id=workspace.id, token_hash=hash_token(token), owner=ConversationOwner.ai,
+                                origin=(origin or None) and origin[:300])
+    db.session.add(conversation)
+    db.session.flush()
+    return conversation, token
+
+
+def check_token(conversation_id, token):
+    """Return the conversation `token` opens, its workspace loaded, or None (also when the id is unknown)."""
+    opened = open_conversation(conversation_id, token)
+    return opened[0] if opened else None
+
+
+def open_conversation(conversation_id, token):
+    """Return (conversation, widget settings) for a valid token in one query, or None."""
+    if not conversation_id or not token or len(conversation_id) > 40 or len(token) > 200:
+        return None
+    query = (select(Conversation, WidgetSettings)
+             .outerjoin(WidgetSettings, WidgetSettings.workspace_id == Conversation.workspace_id)
+             .options(joinedload(Conversation.workspace)).where(Conversation.id == conversation_id))
+    with tenancy.unrestricted():  # the token is the visitor's credential; its workspace comes from the row
+        row = db.session.execute(query).first()
+    if row is None or not hmac.compare_digest(row[0].token_hash, hash_token(token)):
+        return None
+    return row[0], row[1] or _default_settings(row[0].workspace_id)
+
+
+def record_consent(conversation, settings, notice_version):
+    """Store the visitor's acceptance of the workspace's current notice; return the ConsentRecord."""
+    if notice_version != settings.notice_version:
+        raise WrongNoticeVersion(f"notice_version must be the current notice's version ({settings.notice_version}).")
+    record = ConsentRecord(workspace_id=conversation.workspace_id, conversation_id=conversation.id,
+                           notice_version=notice_version, accepted_at=utcnow())
+    db.session.add(record)
+    conversation.consent_version = notice_version
+    conversation.consented_at = record.accepted_at
+    db.session.flush()
+    return record
+
+
+def post_visitor_message(conversation, settings, text):
+    """Store a visitor's message, meter it, and ask the AI for a reply when the AI owns the conversation."""
+    from asthron import jobs
+
+    if consent_pending(conversation, settings):
+        raise ConsentRequired("Accept the notice before sending a message.")
+    message = add_message(conversation, MessageRole.visitor.value, text)
+    db.session.add(UsageEntry(workspace_id=conversation.workspace_id, day=message.created_at.date(), kind="message",
+                              conversation_id=conversation.id, created_at=message.created_at))
+    if conversation.owner == ConversationOwner.ai:
+        jobs.add(db.session, "ai.reply", conversation_id=conversation.id, message_id=message.id)
+    return message
+
+
+def list_messages(conversation_id, *, after=0, limit=PAGE_SIZE):
+    """Return up to `limit` messages of a conversation with an id above `after`, oldest first."""
+    return list(db.session.scalars(select(Message).where(Message.conversation_id == conversation_id,
+                                                         Message.id > after)
+                                   .order_by(Message.id).limit(limit)))

@@ -46,9 +46,17 @@ def _agency(name):
 
 
 def _workspace(agency, name, tz):
+    from asthron.services import demo_content
+
     found = db.session.execute(select(Workspace).where(Workspace.agency_id == agency.id,
                                                        Workspace.name == name)).scalar()
-    return found or tenancy_service.create_workspace(agency=agency, name=name, origins=DEMO_ORIGINS, time_zone=tz)
+    workspace = found or tenancy_service.create_workspace(agency=agency, name=name, origins=DEMO_ORIGINS,
+                                                          time_zone=tz)
+    missing = [o for o in DEMO_ORIGINS if o not in (workspace.allowed_origins or [])]
+    if missing:
+        workspace.allowed_origins = list(workspace.allowed_origins or []) + missing
+    demo_content.seed_workspace(workspace)
+    return workspace
 
 
 def _user(username, role, password, agency, workspace):
@@ -86,5 +94,5 @@ def seed():
                       "workspace": workspace.name if workspace else None})
     db.session.commit()
     return {"users": users,
-            "workspaces": [{"name": w.name, "slug": w.slug, "agency": w.agency.name, "key": w.public_key}
-                           for ws in workspaces for w in ws]}
+            "workspaces": [{"name": w.name, "slug": w.slug, "agency": w.agency.name, "key": w.public_key,
+                            "site": f"/demo/site/{w.slug}"} for ws in workspaces for w in ws]}

@@ -8,6 +8,7 @@ source of truth; a stream that missed something catches up from stored messages 
 import json
 import queue as queue_module
 import threading
+import time
 from contextlib import contextmanager
 
 from flask import current_app
@@ -39,6 +40,7 @@ def subscribe(conversation_id, app=None):
         pubsub = connection(app).pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(CHANNEL.format(conversation_id))
         try:
+            _confirm(pubsub)
             def get(timeout):
                 message = pubsub.get_message(timeout=timeout)
                 return json.loads(message["data"]) if message else None
@@ -59,6 +61,20 @@ def subscribe(conversation_id, app=None):
             yield get
         finally:
             broker.unsubscribe(conversation_id, inbox)
+
+
+def _confirm(pubsub, timeout=2.0):
+    # SUBSCRIBE is sent without waiting; a caller that reads the database next must know that every
+    # event published from now on reaches it, so wait for Redis to confirm the subscription.
+    deadline = time.monotonic() + timeout
+    pubsub.ignore_subscribe_messages = False
+    try:
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if message and message["type"] == "subscribe":
+                return
+    finally:
+        pubsub.ignore_subscribe_messages = True
 
 
 class LocalBroker:

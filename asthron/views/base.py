@@ -37,8 +37,9 @@ class TenantInterface(SQLAInterface):
         item = super().get(id, filters, select_columns=select_columns, outer_default_load=outer_default_load)
         if item is None:
             with unrestricted():
+                pk_column = self.obj.__mapper__.primary_key[0]
                 exists = db.session.execute(select(self.obj).where(
-                    self.obj.__mapper__.primary_key[0] == _coerce_pk(id))).scalar()
+                    pk_column == _coerce_pk(pk_column, id))).scalar()
                 owner = getattr(exists, "workspace_id", None) if exists is not None else None
                 if exists is not None:
                     db.session.expunge(exists)
@@ -64,10 +65,10 @@ class TenantInterface(SQLAInterface):
         return self._guarded(super().delete, item, commit=commit)
 
 
-def _coerce_pk(value):
+def _coerce_pk(column, value):
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        return column.type.python_type(value)
+    except (TypeError, ValueError, NotImplementedError):
         abort(404)
 
 

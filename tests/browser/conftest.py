@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import NO_PLUGINS_DIR
+
 CHROMIUM = os.environ.get("ASTHRON_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -84,6 +86,8 @@ def _live_config(database_url):
         "RATELIMIT_STORAGE_URI": "memory://",
         # Journeys sign several users in from one address within a minute.
         "ASTHRON_LOGIN_RATE_LIMIT": "1000 per minute",
+        # Plugins load once per process: the folder plugins stay out, as in the other tests.
+        "ASTHRON_PLUGINS_DIR": NO_PLUGINS_DIR,
     }
 
 
@@ -211,3 +215,45 @@ def _clean_artifacts():
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     yield
 
+
+
+class SecondOrigin:
+    """A plain HTTP server on another loopback port: a client's website, a different origin from the app."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        pages = self.pages = {}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = pages.get(self.path.split("?")[0])
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write((body or "not found").encode())
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="second-origin", daemon=True)
+        self.thread.start()
+
+    def add_page(self, path, html):
+        """Serve `html` at `path`; return the page's full URL."""
+        self.pages[path] = html
+        return self.url + path
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def second_origin():
+    """A second website origin (another local HTTP server) for pages that embed the widget."""
+    site = SecondOrigin()
+    yield site
+    site.stop()
