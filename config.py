@@ -58,7 +58,8 @@ ASTHRON_WIDGET_LIMIT_CONVERSATIONS_PER_IP = os.environ.get("ASTHRON_WIDGET_LIMIT
 ASTHRON_WIDGET_LIMIT_MESSAGES_PER_CONVERSATION = os.environ.get("ASTHRON_WIDGET_LIMIT_MESSAGES_PER_CONVERSATION",
                                                                 "20 per minute")
 ASTHRON_WIDGET_LIMIT_MESSAGES_PER_IP = os.environ.get("ASTHRON_WIDGET_LIMIT_MESSAGES_PER_IP", "60 per minute")
-ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE = os.environ.get("ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE", "600 per minute")
+ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE = os.environ.get("ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE",
+                                                           "600 per minute")
 ASTHRON_WIDGET_LIMIT_READS_PER_IP = os.environ.get("ASTHRON_WIDGET_LIMIT_READS_PER_IP", "600 per minute")
 # Live streams end after this many seconds (the browser reconnects) and send a keepalive comment meanwhile.
 ASTHRON_SSE_MAX_SECONDS = int(os.environ.get("ASTHRON_SSE_MAX_SECONDS", "25"))

@@ -43,9 +43,11 @@ def _check_secret_key(app):
         if not key:
             raise ConfigError("SECRET_KEY is not set: production needs a random secret of at least 32 characters.")
         if len(key) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"SECRET_KEY is {len(key)} characters long: production needs at least {MIN_SECRET_LENGTH}.")
+            raise ConfigError(f"SECRET_KEY is {len(key)} characters long: "
+                              f"production needs at least {MIN_SECRET_LENGTH}.")
         if key.lower() in WELL_KNOWN_KEYS or len(set(key)) < 8:
-            raise ConfigError("SECRET_KEY is a well-known or trivial value: generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
+            raise ConfigError("SECRET_KEY is a well-known or trivial value: generate one with "
+                              "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`.")
         return
     if not key:
         path = os.path.join(app.instance_path, "secret_key")

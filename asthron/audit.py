@@ -281,7 +281,8 @@ def verify(session, batch=5000):
                 break
             for row in rows:
                 if row.seq != expected_seq:
-                    raise ChainBroken(f"entry seq {expected_seq} is missing (next present is seq {row.seq}, id {row.id})")
+                    raise ChainBroken(f"entry seq {expected_seq} is missing "
+                                      f"(next present is seq {row.seq}, id {row.id})")
                 fields = {k: getattr(row, k) for k in HASHED_FIELDS}
                 if row.prev_hash != expected_prev:
                     raise ChainBroken(f"entry seq {row.seq} (id {row.id}) does not follow the previous entry")

@@ -174,7 +174,7 @@ def test_workspace_edit_through_the_admin_is_attributed_to_the_user(client, auth
 
 
 def test_role_changes_of_an_account_are_audited_without_the_password(client, auth, tenants, ctx):
-    from flask_appbuilder.security.sqla.models import Role as FabRole, User
+    from flask_appbuilder.security.sqla.models import Role as FabRole
 
     from tests.conftest import csrf_token
 

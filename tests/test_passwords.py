@@ -1,4 +1,7 @@
-"""The password policy: 12 to 128 characters, no composition rules, common passwords refused, everywhere a password is set."""
+"""The password policy: 12 to 128 characters, no composition rules, common passwords refused.
+
+It applies everywhere a password is set.
+"""
 import pytest
 from sqlalchemy import select
 

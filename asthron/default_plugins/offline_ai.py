@@ -90,7 +90,8 @@ def _proposed_calls(visitor, previous, available):
     calls = []
     if "handoff" in available and (_PERSON.search(visitor) or (previous and previous.endswith(OFFER_PERSON)
                                                                and _YES.match(visitor))):
-        calls.append(ToolCall(id="call_handoff", name="handoff", arguments={"reason": "The visitor asked for a person."}))
+        calls.append(ToolCall(id="call_handoff", name="handoff",
+                              arguments={"reason": "The visitor asked for a person."}))
     if "capture_lead" in available:
         details = _contact_details(visitor)
         if details:
