@@ -19,7 +19,7 @@ from asthron.models.chat import (
     UsageEntry,
     WidgetSettings,
 )
-from asthron.services import streams
+from asthron.services import streams, widget_settings
 
 
 def message_json(message):
@@ -91,23 +91,6 @@ def workspace_for_key(key):
         return db.session.execute(select(Workspace).where(Workspace.public_key == key)).scalar()
 
 
-def widget_settings(workspace_id):
-    """Return a workspace's widget settings, or unsaved defaults when it has none yet."""
-    found = db.session.execute(select(WidgetSettings).where(WidgetSettings.workspace_id == workspace_id)).scalar()
-    return found or _default_settings(workspace_id)
-
-
-def _default_settings(workspace_id):
-    settings = WidgetSettings(workspace_id=workspace_id)
-    for column in WidgetSettings.__table__.columns:
-        default = column.default
-        if default is None or getattr(settings, column.key) is not None:
-            continue
-        # Column defaults apply at INSERT only; a transient row fills them in itself.
-        setattr(settings, column.key, default.arg(None) if default.is_callable else default.arg)
-    return settings
-
-
 def consent_pending(conversation, settings):
     """Say whether the visitor must still accept the workspace's current notice."""
     return bool(settings.consent_required) and conversation.consent_version != settings.notice_version
@@ -140,7 +123,7 @@ def open_conversation(conversation_id, token):
         row = db.session.execute(query).first()
     if row is None or not hmac.compare_digest(row[0].token_hash, hash_token(token)):
         return None
-    return row[0], row[1] or _default_settings(row[0].workspace_id)
+    return row[0], row[1] or widget_settings.defaults(row[0].workspace_id)
 
 
 def record_consent(conversation, settings, notice_version):

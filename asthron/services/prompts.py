@@ -13,7 +13,7 @@ from asthron.extensions import db
 from asthron.models.chat import Message, MessageRole
 from asthron.models.tenancy import Workspace
 from asthron.providers.ai import Message as PromptMessage
-from asthron.services import conversations, knowledge
+from asthron.services import knowledge
 
 HISTORY_MESSAGES = 20  # recent messages sent to the model; older ones add cost, not answers
 MESSAGE_CHARS = 4000
@@ -33,11 +33,6 @@ class Prompt:
     messages: list
     passages: list = field(default_factory=list)
     qualification_questions: list = field(default_factory=list)
-
-
-def widget_settings(workspace_id):
-    """Return the workspace's widget settings, or unsaved defaults when it has none yet."""
-    return conversations.widget_settings(workspace_id)
 
 
 def build(conversation, message, settings, *, tools=()):

@@ -31,7 +31,7 @@ from asthron.providers import secrets
 from asthron.providers.ai import AIProviderError, Chunk, Usage, collect
 from asthron.providers.ai import Message as PromptMessage
 from asthron.registry import ai_providers
-from asthron.services import conversations, prompts, streams, tools, usage
+from asthron.services import conversations, prompts, streams, tools, usage, widget_settings
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def answer(conversation_id, message_id):
         message = _pending_visitor_message(conversation, message_id)
         if message is None:
             return
-        settings = prompts.widget_settings(conversation.workspace_id)
+        settings = widget_settings.current(conversation.workspace_id)
         if _budget_spent(conversation.workspace_id, settings):
             fall_back(conversation, message, settings, reason=BUDGET_REASON)
             return

@@ -20,6 +20,24 @@ class SettingsError(ValueError):
     """A widget setting a user entered is not acceptable; the message says why."""
 
 
+def current(workspace_id):
+    """Return a workspace's widget settings, or unsaved defaults when it has none yet."""
+    found = db.session.execute(select(WidgetSettings).where(WidgetSettings.workspace_id == workspace_id)).scalar()
+    return found or defaults(workspace_id)
+
+
+def defaults(workspace_id):
+    """Return an unsaved settings row with every column default filled in."""
+    settings = WidgetSettings(workspace_id=workspace_id)
+    for column in WidgetSettings.__table__.columns:
+        default = column.default
+        if default is None or getattr(settings, column.key) is not None:
+            continue
+        # Column defaults apply at INSERT only; a transient row fills them in itself.
+        setattr(settings, column.key, default.arg(None) if default.is_callable else default.arg)
+    return settings
+
+
 def ensure(workspace_id):
     """Return the workspace's settings row, creating it with the defaults if it has none."""
     found = db.session.execute(select(WidgetSettings).where(WidgetSettings.workspace_id == workspace_id)).scalar()

@@ -24,6 +24,7 @@ from asthron import tenancy
 from asthron.extensions import db
 from asthron.models.tenancy import Workspace, WorkspaceStatus
 from asthron.services import conversations as service
+from asthron.services import widget_settings
 from asthron.widget import limits
 
 log = logging.getLogger(__name__)
@@ -268,7 +269,7 @@ def config():
     workspace = _keyed_workspace(request.args.get("key", "")[:MAX_KEY], _request_origin())
     limits.hit(("ASTHRON_WIDGET_LIMIT_READS_PER_IP", _client_ip()))
     with tenancy.scoped(_scope(workspace)):
-        settings = service.widget_settings(workspace.id)
+        settings = widget_settings.current(workspace.id)
         return jsonify(
             workspace={"name": workspace.name},
             appearance={"colour": settings.colour, "position": settings.position,
@@ -287,7 +288,7 @@ def create_conversation():
     limits.hit(("ASTHRON_WIDGET_LIMIT_CONVERSATIONS_PER_IP", _client_ip()),
                ("ASTHRON_WIDGET_LIMIT_WRITES_PER_WORKSPACE", workspace.id))
     with tenancy.scoped(_scope(workspace)):
-        settings = service.widget_settings(workspace.id)
+        settings = widget_settings.current(workspace.id)
         conversation, token = service.start_conversation(workspace, origin=origin)
         body = {"id": conversation.id, "token": token, "owner": conversation.owner.value,
                 "consent_required": bool(settings.consent_required)}
