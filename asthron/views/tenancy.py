@@ -1,5 +1,5 @@
 """Admin views for agencies, workspaces and team memberships."""
-from flask import flash, g, redirect, url_for
+from flask import flash, g, redirect, request, url_for
 from flask_appbuilder import SimpleFormView
 from flask_appbuilder.fields import QuerySelectField
 from flask_appbuilder.forms import DynamicForm
@@ -63,15 +63,9 @@ class WorkspaceView(TenantModelView):
         form.origins.data = "\n".join(item.allowed_origins or [])
 
     def _apply_settings(self, item):
-        form = self._current_form()
-        lines = [line for line in (form.get("origins") or "").splitlines() if line.strip()]
+        # "origins" is an extra form field (one origin per line), not a column: FAB leaves it to us.
+        lines = [line for line in (request.form.get("origins") or "").splitlines() if line.strip()]
         item.allowed_origins = [tenancy_service.normalise_origin(line) for line in lines]
-
-    @staticmethod
-    def _current_form():
-        from flask import request
-
-        return request.form
 
     def pre_add(self, item):
         scope = current_scope()
