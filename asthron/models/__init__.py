@@ -9,5 +9,8 @@ from asthron.models.chat import (  # noqa: F401
     AIConnection, ConsentRecord, Conversation, ConversationOwner, KnowledgeEntry, Message, MessageRole,
     UsageEntry, WidgetSettings,
 )
-from asthron.models.leads import Lead  # noqa: F401
+from asthron.models.leads import (  # noqa: F401
+    ActivityKind, FieldKind, Lead, LeadActivity, LeadField, LeadSource, PipelineStage, RuleOperator, ScoringRule,
+    StageRule,
+)
 from asthron.models import knowledge_search  # noqa: F401  (full-text search DDL on knowledge_entry)

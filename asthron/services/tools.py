@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from asthron.extensions import db
 from asthron.models.chat import ConversationOwner
-from asthron.models.leads import Lead
+from asthron.models.leads import Lead, LeadSource
 from asthron.providers.ai import Tool
 from asthron.services import conversations
 
@@ -138,7 +138,7 @@ def capture_lead(conversation, arguments):
                                                  Lead.workspace_id == conversation.workspace_id)
                               .order_by(Lead.id).limit(1)).scalar()
     if lead is None:
-        lead = Lead(workspace_id=conversation.workspace_id, conversation_id=conversation.id, source="ai")
+        lead = Lead(workspace_id=conversation.workspace_id, conversation_id=conversation.id, source=LeadSource.ai)
         db.session.add(lead)
     for key, value in (("name", name), ("email", email), ("phone", phone), ("notes", notes)):
         if value is not None:  # a later call adds details; it does not erase earlier ones
