@@ -40,7 +40,7 @@ class MessageReceived(Event):
     """
 
     name: ClassVar[str] = "message.received"
-    conversation_id: int
+    conversation_id: str
     message_id: int
 
 
@@ -54,7 +54,7 @@ class LeadCreated(Event):
 
     name: ClassVar[str] = "lead.created"
     lead_id: int
-    conversation_id: int | None = None
+    conversation_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,7 +84,7 @@ class HandoffRequested(Event):
     """
 
     name: ClassVar[str] = "handoff.requested"
-    conversation_id: int
+    conversation_id: str
     reason: str
 
 

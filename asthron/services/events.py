@@ -1,0 +1,29 @@
+"""Domain events: collected during a transaction, handed to plugins (`track_event`) once it commits."""
+from sqlalchemy import event as sa_event
+from sqlalchemy.orm import Session
+
+from asthron.extensions import db
+
+_KEY = "asthron_domain_events"
+
+
+def emit(event):
+    """Hand `event` (an `asthron.providers.events.Event`) to the plugins after the current transaction commits."""
+    db.session().info.setdefault(_KEY, []).append(event)
+
+
+def _deliver(session):
+    from asthron import plugins
+
+    for event in session.info.pop(_KEY, []):
+        plugins.track_event(event)
+
+
+def _drop(session):
+    session.info.pop(_KEY, None)
+
+
+if not getattr(Session, "_asthron_domain_events", False):
+    sa_event.listen(Session, "after_commit", _deliver)
+    sa_event.listen(Session, "after_soft_rollback", lambda session, tx: _drop(session))
+    Session._asthron_domain_events = True
