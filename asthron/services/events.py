@@ -19,11 +19,13 @@ def _deliver(session):
         plugins.track_event(event)
 
 
-def _drop(session):
-    session.info.pop(_KEY, None)
+def _drop(session, transaction):
+    # The outermost transaction ended without a commit (a commit delivered and popped them already).
+    if transaction.parent is None:
+        session.info.pop(_KEY, None)
 
 
 if not getattr(Session, "_asthron_domain_events", False):
     sa_event.listen(Session, "after_commit", _deliver)
-    sa_event.listen(Session, "after_soft_rollback", lambda session, tx: _drop(session))
+    sa_event.listen(Session, "after_transaction_end", _drop)
     Session._asthron_domain_events = True
