@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app wsgi
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist); each has its own PostgreSQL and Redis database (see tests/conftest.py).
+TEST_WORKERS ?= 3
 
 .PHONY: run test services browser bench clean
 
@@ -22,7 +24,7 @@ run: $(STAMP)
 
 ## Run the whole suite on SQLite and PostgreSQL, jobs on Redis, browser tests in Chromium.
 test: $(STAMP) services browser
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 services:
 	bash scripts/ensure-services.sh

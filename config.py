@@ -68,3 +68,29 @@ ASTHRON_SSE_KEEPALIVE_SECONDS = int(os.environ.get("ASTHRON_SSE_KEEPALIVE_SECOND
 # Plugins: a comma-separated allow-list of plugin names; empty means all that are installed.
 ASTHRON_PLUGINS = os.environ.get("ASTHRON_PLUGINS", "")
 ASTHRON_PLUGINS_DIR = os.environ.get("ASTHRON_PLUGINS_DIR", os.path.join(BASE_DIR, "plugins"))
+
+# Leads: the region (ISO 3166 alpha-2, e.g. "GB") a phone number without a +country code is read in,
+# for workspaces whose widget settings name none. Empty: such numbers must carry their country code.
+ASTHRON_LEADS_PHONE_REGION = os.environ.get("ASTHRON_LEADS_PHONE_REGION", "").strip().upper()
+# Largest CSV file the leads import accepts, in bytes (the admin says so on the form).
+ASTHRON_LEAD_IMPORT_MAX_BYTES = int(os.environ.get("ASTHRON_LEAD_IMPORT_MAX_BYTES", str(2 * 1024 * 1024)))
+# No request body is read beyond this (Flask answers 413 before parsing): the largest upload is a lead import.
+MAX_CONTENT_LENGTH = int(os.environ.get("ASTHRON_MAX_REQUEST_BYTES", str(ASTHRON_LEAD_IMPORT_MAX_BYTES + 64 * 1024)))
+
+# Email notifications (docs/notifications.md). The transport a workspace uses unless its email
+# settings name another, that transport's settings (JSON; secrets as {"$env": "VAR"}), the sender
+# address used when a workspace sets none, and the admin's public URL for links in emails.
+ASTHRON_EMAIL_TRANSPORT = os.environ.get("ASTHRON_EMAIL_TRANSPORT", "outbox")
+ASTHRON_EMAIL_TRANSPORT_SETTINGS = os.environ.get("ASTHRON_EMAIL_TRANSPORT_SETTINGS", "{}")
+ASTHRON_EMAIL_FROM_ADDRESS = os.environ.get("ASTHRON_EMAIL_FROM_ADDRESS", "notifications@asthron.localhost")
+ASTHRON_BASE_URL = os.environ.get("ASTHRON_BASE_URL", "http://127.0.0.1:5000")
+
+# Calendar sync (docs/calendar.md). ASTHRON_ENCRYPTION_KEY is a Fernet key (`python -c "from
+# cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`) that encrypts stored
+# OAuth tokens; unset, one is derived from SECRET_KEY (then a new SECRET_KEY disconnects calendars).
+ASTHRON_ENCRYPTION_KEY = os.environ.get("ASTHRON_ENCRYPTION_KEY", "")
+ASTHRON_ENCRYPTION_KEY_PREVIOUS = os.environ.get("ASTHRON_ENCRYPTION_KEY_PREVIOUS", "")  # while rotating
+# How far ahead busy times are read, how often, and how far back the private feed lists bookings.
+ASTHRON_CALENDAR_BUSY_DAYS = int(os.environ.get("ASTHRON_CALENDAR_BUSY_DAYS", "60"))
+ASTHRON_CALENDAR_REFRESH_MINUTES = int(os.environ.get("ASTHRON_CALENDAR_REFRESH_MINUTES", "15"))
+ASTHRON_CALENDAR_FEED_PAST_DAYS = int(os.environ.get("ASTHRON_CALENDAR_FEED_PAST_DAYS", "30"))

@@ -36,3 +36,6 @@ def init_app(app):
     widget.init_app(app)
     loader.init_app(app)
     demo_site.init_app(app)
+    from asthron import calendar_feed
+
+    calendar_feed.init_app(app)

@@ -85,21 +85,28 @@ def loaded_entries(app):
         return db.session.execute(text("SELECT seq FROM audit_head WHERE id = 1")).scalar()
 
 
-def rebuild(app, entries):
-    """Drop and recreate the schema, seed tenants and load `entries` audit entries."""
+def fresh_schema(app):
+    """Drop and recreate the benchmark database's schema with every table and the roles (in an app context)."""
     from flask_appbuilder import Model
     from sqlalchemy import text
 
     import asthron.models  # noqa: F401  (register every table)
     from asthron.extensions import db
 
+    check_target(str(db.engine.url))
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    Model.metadata.create_all(db.engine)
+    app.appbuilder.sm.sync_roles()
+
+
+def rebuild(app, entries):
+    """Drop and recreate the schema, seed tenants and load `entries` audit entries."""
+    from asthron.extensions import db
+
     with app.app_context():
-        check_target(str(db.engine.url))
-        with db.engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        Model.metadata.create_all(db.engine)
-        app.appbuilder.sm.sync_roles()
+        fresh_schema(app)
         tenants = seed_tenants()
         started = time.monotonic()
         load_entries(db.engine, tenants, entries)

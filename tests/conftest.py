@@ -10,8 +10,15 @@ os.environ.setdefault("ASTHRON_INSTANCE_DIR", tempfile.mkdtemp(prefix="asthron-t
 
 from asthron.app import create_app  # noqa: E402
 
-PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Under pytest-xdist each worker (gw0, gw1, ...) gets its own PostgreSQL database and Redis database,
+# so two workers never empty each other's tables: worker 0 uses the configured ones, worker N their
+# database with a `_gwN` suffix (created on first use) and Redis database 15 - N.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+_BASE_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PG_URL = _BASE_PG_URL + (f"_gw{WORKER}" if WORKER else "")
+_BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = (_BASE_REDIS_URL.rsplit("/", 1)[0] + f"/{int(_BASE_REDIS_URL.rsplit('/', 1)[1]) - WORKER}"
+             if WORKER else _BASE_REDIS_URL)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 NO_PLUGINS_DIR = tempfile.mkdtemp(prefix="asthron-test-no-plugins-")
 PASSWORD = "correct horse battery staple"
@@ -36,6 +43,20 @@ def require_service(name, host, port):
     if IN_CI:
         pytest.fail(message + " (CI=true requires it)")
     pytest.skip(message)
+
+
+def ensure_database(url):
+    """Create the PostgreSQL database `url` names when it does not exist yet (an xdist worker's own)."""
+    from sqlalchemy import create_engine, text
+
+    name = url.rsplit("/", 1)[1]
+    engine = create_engine(_BASE_PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
 
 
 def _base_config(database_url):
@@ -98,6 +119,7 @@ def backend(request, tmp_path_factory):
     """One app per database backend, schema created once; tests get it emptied."""
     if request.param == "postgresql":
         require_service("PostgreSQL", "127.0.0.1", 5432)
+        ensure_database(PG_URL)
         url = PG_URL
     else:
         url = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.db")
@@ -264,7 +286,15 @@ def make_app(tmp_path):
 
 
 # Plugin fixtures (a tiny plugin distribution really built and installed; registrations undone after).
-from tests.plugin_fixtures import register_plugin, tiny_distribution, tiny_plugin  # noqa: E402,F401
+from tests.plugin_fixtures import recorder, register_plugin, tiny_distribution, tiny_plugin  # noqa: E402,F401
 
 # The OpenAI-compatible test server and the OpenAI plugin loaded from plugins/ for one test.
 from tests.fake_openai import fake_openai, openai_plugin  # noqa: E402,F401
+
+# A real SMTP server (aiosmtpd; plain, STARTTLS, implicit TLS, AUTH), test certificates, the SMTP plugin.
+from tests.smtp_server import certificates, smtp_plugin, smtp_server  # noqa: E402,F401
+
+# Calendar peers: a real Radicale CalDAV server and a local server speaking Google's OAuth and Calendar
+# formats, with the CalDAV and Google plugins loaded from plugins/ for one test.
+from tests.caldav_server import caldav_plugin, radicale  # noqa: E402,F401
+from tests.fake_google import fake_google, google_plugin  # noqa: E402,F401

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from asthron.hookspecs import hookimpl
+
 TINY_SUBPROCESSOR = {
     "name": "Tiny Cloud ehf.",
     "purpose": "Stores tiny backups of chat transcripts",
@@ -88,3 +90,23 @@ def register_plugin():
     yield register
     for name in names:
         plugins.unregister(name)
+
+
+class EventRecorder:
+    """A plugin that keeps every domain event it is handed."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def track_event(self, event):
+        self.seen.append(event)
+
+    def names(self):
+        return [e.name for e in self.seen]
+
+
+@pytest.fixture
+def recorder(register_plugin):
+    """Register an EventRecorder for one test and return it."""
+    return register_plugin(EventRecorder(), "event-recorder")

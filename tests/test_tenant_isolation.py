@@ -23,8 +23,52 @@ def marked(tenants, app):
             ws = db.session.get(Workspace, ws_id)
             ws.name = f"{MARKER} {ws.name}"
             ws.allowed_origins = [f"https://{MARKER.lower()}.example"]
+        _marked_conversation(tenants["a1"])
+        _marked_calendar(tenants["a1"])
+        _marked_lead(tenants["a1"])
         db.session.commit()
     return tenants
+
+
+def _marked_conversation(workspace_id):
+    """A waiting conversation with a note and a canned reply in A1, so inbox pages have A's rows to hide."""
+    from asthron.models.chat import Conversation, ConversationOwner
+    from asthron.models.inbox import CannedReply
+    from asthron.services import conversations
+
+    conversation = Conversation(workspace_id=workspace_id, token_hash="0" * 64, owner=ConversationOwner.waiting,
+                                needs_human=True, flag_reason=f"{MARKER} reason")
+    db.session.add(conversation)
+    db.session.flush()
+    conversations.add_message(conversation, "visitor", f"{MARKER} visitor text")
+    conversations.add_message(conversation, "note", f"{MARKER} note")
+    db.session.add(CannedReply(workspace_id=workspace_id, title=f"{MARKER} canned", body=f"{MARKER} body"))
+
+
+def _marked_calendar(workspace_id):
+    """A resource with a private feed and a booking whose calendar sync failed, in A1 (calendar pages)."""
+    from datetime import UTC, datetime, timedelta
+
+    from asthron.models.booking import Booking, Resource, Service
+
+    resource = Resource(workspace_id=workspace_id, name=f"{MARKER} Ada", feed_token_hash="f" * 64,
+                        busy_sync_error=f"{MARKER} calendar error")
+    service = Service(workspace_id=workspace_id, name=f"{MARKER} service")
+    db.session.add_all([resource, service])
+    db.session.flush()
+    start = datetime.now(UTC) + timedelta(days=2)
+    db.session.add(Booking(workspace_id=workspace_id, service_id=service.id, resource_id=resource.id,
+                           start_at=start, end_at=start + timedelta(hours=1), blocked_start=start,
+                           blocked_end=start + timedelta(hours=1), name=f"{MARKER} visitor",
+                           email="marker@example.com", sync_status="failed", sync_error=f"{MARKER} sync error"))
+
+
+def _marked_lead(workspace_id):
+    """A lead with a note in A1, so the leads list, lead page, board and export have A's rows to hide."""
+    from asthron.services import leads
+
+    lead = leads.capture(workspace_id, source="api", values={"name": f"{MARKER} lead", "email": "zq7@example.com"})
+    leads.add_note(lead, f"{MARKER} lead note", actor_id=None)
 
 
 def _scope_of_a(t):

@@ -153,7 +153,8 @@ def test_preflight_answers_an_allowed_origin(client, widget):
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == A1
     assert response.headers["Access-Control-Allow-Methods"] == "GET, POST"
-    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type, Authorization, Last-Event-ID"
+    assert response.headers["Access-Control-Allow-Headers"] == \
+        "Content-Type, Authorization, Last-Event-ID, Idempotency-Key"
 
 
 def test_preflight_for_starting_a_conversation_accepts_a_workspace_origin(client, widget):
@@ -206,7 +207,8 @@ def test_show_conversation(client, widget):
     response = call(client, "GET", f"/conversations/{conversation['id']}", origin="https://a2.example",
                     token=conversation["token"])
     assert response.get_json() == {"id": conversation["id"], "owner": "ai", "needs_human": False,
-                                   "consent": {"required": True, "accepted_version": None}}
+                                   "consent": {"required": True, "accepted_version": None},
+                                   "staff": None, "away": False, "expected_reply": None, "ask_email": False}
 
 
 def test_conversation_routes_need_a_token(client, widget):

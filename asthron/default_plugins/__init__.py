@@ -12,4 +12,6 @@ To add one: write `asthron/default_plugins/<name>.py` with `@hookimpl` functions
 
 PLUGINS: tuple[str, ...] = (
     "asthron.default_plugins.offline_ai",
+    "asthron.default_plugins.outbox_email",
+    "asthron.default_plugins.internal_calendar",
 )

@@ -56,6 +56,9 @@ def _aware(moment):
 
 
 def _after_commit(session):
+    if session.in_nested_transaction():
+        # SQLAlchemy reports a released SAVEPOINT as a commit too; the entries wait for the real one.
+        return
     items = session.info.pop(SESSION_KEY, None)
     if not items:
         return

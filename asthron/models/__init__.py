@@ -14,3 +14,10 @@ from asthron.models.leads import (  # noqa: F401
     StageRule,
 )
 from asthron.models import knowledge_search  # noqa: F401  (full-text search DDL on knowledge_entry)
+from asthron.models.notifications import (  # noqa: F401
+    EmailSettings, Notification, NotificationAttachment, NotificationPreference, NotificationStatus, OutboxEmail,
+)
+from asthron.models.booking import (  # noqa: F401
+    Booking, BookingSettings, BookingStatus, BusyBlock, DateOverride, OverrideKind, Resource, Service, WorkingHours,
+)
+from asthron.models.inbox import CannedReply, InboxSettings, StaffAvailability  # noqa: F401

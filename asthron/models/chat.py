@@ -15,6 +15,7 @@ class MessageRole(str, enum.Enum):
     assistant = "assistant"
     staff = "staff"
     system = "system"
+    note = "note"  # an internal note between staff; never shown to the visitor or the AI
 
 
 class ConversationOwner(str, enum.Enum):
@@ -77,6 +78,10 @@ class WidgetSettings(WorkspaceOwned, Timestamped, Model):
     qualification_questions = Column(JSON, nullable=False, default=list)
     max_reply_tokens = Column(Integer, nullable=False, default=500)
     monthly_token_budget = Column(BigInteger, nullable=True)  # None: no limit
+    # Leads: when the widget shows the lead form ("off", "start", "after_reply"; the AI may still ask
+    # for it), and the region (ISO 3166 alpha-2) phone numbers without a +country code are read in.
+    lead_form = Column(String(16), nullable=False, default="off", server_default="off")
+    phone_region = Column(String(2), nullable=True)
 
     workspace = relationship("Workspace")
     ai_connection = relationship("AIConnection")
@@ -105,7 +110,8 @@ class Conversation(WorkspaceOwned, Timestamped, Model):
 
     __tablename__ = "conversation"
     # Bumped by every message; auditing it would log each message again.
-    __audit_ignore__ = ("last_message_at", "updated_at")
+    # visitor_email is personal data: it must stay erasable, so it is not copied into the audit log.
+    __audit_ignore__ = ("last_message_at", "updated_at", "visitor_email")
 
     id = Column(String(40), primary_key=True, default=new_conversation_id)
     token_hash = Column(String(64), nullable=False)
@@ -117,7 +123,14 @@ class Conversation(WorkspaceOwned, Timestamped, Model):
     consent_version = Column(String(40), nullable=True)
     consented_at = Column(DateTime(timezone=True), nullable=True)
     last_message_at = Column(DateTime(timezone=True), nullable=True, index=True)
+    # Handoff and inbox (asthron/services/handoff.py changes these with conditional updates).
+    assignee_id = Column(Integer, ForeignKey("ab_user.id", ondelete="SET NULL"), nullable=True, index=True)
+    handoff_at = Column(DateTime(timezone=True), nullable=True)
+    closed_at = Column(DateTime(timezone=True), nullable=True)
+    visitor_email = Column(String(254), nullable=True)
+    transcript_sent_at = Column(DateTime(timezone=True), nullable=True)
     workspace = relationship("Workspace")
+    assignee = relationship("User", foreign_keys=[assignee_id])
     messages = relationship("Message", back_populates="conversation", order_by="Message.id",
                             passive_deletes=True)
 

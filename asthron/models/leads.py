@@ -115,13 +115,19 @@ class Lead(WorkspaceOwned, Timestamped, Model):
     """A person who left details in a workspace; one per normalised email or phone per workspace."""
 
     __tablename__ = "lead"
+    # The score follows from the lead's (audited) values and the workspace's (audited) rules; a rule
+    # change rescoring every lead would otherwise write one audit entry per lead.
+    __audit_ignore__ = ("score",)
     __table_args__ = (
         # Dedupe is done by the service; these make a concurrent duplicate fail instead of slipping in.
         Index("uq_lead_workspace_email", "workspace_id", "email", unique=True,
               postgresql_where=text("email IS NOT NULL"), sqlite_where=text("email IS NOT NULL")),
         Index("uq_lead_workspace_phone", "workspace_id", "phone", unique=True,
               postgresql_where=text("phone IS NOT NULL"), sqlite_where=text("phone IS NOT NULL")),
-        Index("ix_lead_workspace_stage_created", "workspace_id", "stage_id", "created_at"),
+        # The leads list and board read newest first per workspace (and stage); with `id` as the last
+        # key the index gives the list's exact order (created_at, id), so a page stops after its rows.
+        Index("ix_lead_workspace_stage_created", "workspace_id", "stage_id", "created_at", "id"),
+        Index("ix_lead_workspace_created", "workspace_id", "created_at", "id"),
     )
 
     id = Column(Integer, primary_key=True)

@@ -94,3 +94,65 @@ class CalendarBackend(ABC):
         :param settings: the resource's settings for this backend.
         :param event_id: the id `create_event` returned.
         """
+
+
+class OAuthToken:
+    """A resource's stored OAuth2 token, handed to an OAuth backend in `settings["oauth"]`.
+
+    The backend reads `token` (a dict in RFC 6749 shape: access_token, refresh_token, expires_at, ...)
+    and calls `save(new_token)` after it refreshed it, so the core stores the new one (encrypted).
+
+    :param token: the token as last stored.
+    :param on_save: called with the new token dict; the core writes it to the resource.
+    """
+
+    def __init__(self, token, on_save=None):
+        self._token = dict(token or {})
+        self._on_save = on_save
+
+    @property
+    def token(self):
+        """Return a copy of the current token."""
+        return dict(self._token)
+
+    def save(self, token):
+        """Keep `token` as the current one and hand it to the core to store."""
+        merged = {**self._token, **dict(token)}  # a refresh answer may omit the refresh_token
+        self._token = merged
+        if self._on_save is not None:
+            self._on_save(dict(merged))
+
+    def __repr__(self):
+        return "OAuthToken(<redacted>)"
+
+
+class OAuthCalendarBackend(CalendarBackend):
+    """A calendar a staff member connects with OAuth2 (authorization code flow with PKCE and state).
+
+    The core runs the browser side: it makes `state` and `code_verifier`, redirects to
+    `authorization_url(...)`, checks `state` on the callback, calls `fetch_token(...)` and stores the
+    token encrypted. `busy_times`, `create_event` and `delete_event` then find it in `settings["oauth"]`
+    (an :class:`OAuthToken`), refresh it when it has expired and `save` the new one.
+    """
+
+    connect_label: ClassVar[str] = "Connect calendar"
+
+    @abstractmethod
+    def authorization_url(self, *, settings: Mapping, redirect_uri: str, state: str, code_verifier: str) -> str:
+        """Return the provider's consent page address to send the staff member to.
+
+        :param settings: the resource's settings for this backend.
+        :param redirect_uri: the core's callback address the provider returns to.
+        :param state: an opaque value the callback must bring back (CSRF protection).
+        :param code_verifier: the PKCE verifier; send its S256 challenge.
+        """
+
+    @abstractmethod
+    def fetch_token(self, *, settings: Mapping, code: str, redirect_uri: str, code_verifier: str) -> dict:
+        """Exchange the callback's authorization code for a token dict; raise CalendarError when refused.
+
+        :param settings: the resource's settings for this backend.
+        :param code: the authorization code from the callback.
+        :param redirect_uri: the same callback address as in the authorization request.
+        :param code_verifier: the PKCE verifier the authorization request's challenge came from.
+        """

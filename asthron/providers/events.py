@@ -58,6 +58,36 @@ class LeadCreated(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LeadUpdated(Event):
+    """A lead's details, score or stage changed, or other leads were merged into it.
+
+    :param lead_id: the lead that changed (the one kept, after a merge).
+    :param fields: the keys of what changed, e.g. ("email", "budget", "score", "stage"); never their values.
+    :param merged_lead_ids: leads merged into this one and deleted, if any.
+    """
+
+    name: ClassVar[str] = "lead.updated"
+    lead_id: int
+    fields: tuple = ()
+    merged_lead_ids: tuple = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadQualified(Event):
+    """A lead entered the workspace's qualified pipeline stage.
+
+    :param lead_id: the lead.
+    :param stage_id: the qualified stage it entered.
+    :param score: its score at that moment.
+    """
+
+    name: ClassVar[str] = "lead.qualified"
+    lead_id: int
+    stage_id: int
+    score: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class BookingCreated(Event):
     """An appointment was booked.
 
@@ -76,6 +106,45 @@ class BookingCreated(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BookingCancelled(Event):
+    """An appointment was cancelled (by the visitor's link or by staff); its slot is free again.
+
+    :param booking_id: the cancelled booking.
+    :param starts_at: when the appointment would have started (timezone-aware).
+    """
+
+    name: ClassVar[str] = "booking.cancelled"
+    booking_id: int
+    starts_at: datetime
+
+    def to_dict(self):
+        data = super().to_dict()
+        data["starts_at"] = self.starts_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingRescheduled(Event):
+    """An appointment was moved to another time.
+
+    :param booking_id: the moved booking.
+    :param starts_at: the new start (timezone-aware).
+    :param previous_starts_at: the start before the move (timezone-aware).
+    """
+
+    name: ClassVar[str] = "booking.rescheduled"
+    booking_id: int
+    starts_at: datetime
+    previous_starts_at: datetime
+
+    def to_dict(self):
+        data = super().to_dict()
+        data["starts_at"] = self.starts_at.isoformat()
+        data["previous_starts_at"] = self.previous_starts_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True, kw_only=True)
 class HandoffRequested(Event):
     """A conversation was handed from the AI to a human.
 
@@ -86,6 +155,47 @@ class HandoffRequested(Event):
     name: ClassVar[str] = "handoff.requested"
     conversation_id: str
     reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffAssigned(Event):
+    """A named staff member now answers a conversation (took it, was assigned it, or reopened it).
+
+    :param conversation_id: the conversation.
+    :param user_id: the staff member who answers it now.
+    :param by_user_id: who made the change (None: automatic round robin).
+    """
+
+    name: ClassVar[str] = "handoff.assigned"
+    conversation_id: str
+    user_id: int
+    by_user_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandoffReturned(Event):
+    """Staff handed a conversation back to the AI.
+
+    :param conversation_id: the conversation.
+    :param by_user_id: the staff member who handed it back.
+    """
+
+    name: ClassVar[str] = "handoff.returned"
+    conversation_id: str
+    by_user_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationClosed(Event):
+    """Staff closed a conversation.
+
+    :param conversation_id: the conversation.
+    :param by_user_id: the staff member who closed it.
+    """
+
+    name: ClassVar[str] = "conversation.closed"
+    conversation_id: str
+    by_user_id: int
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,10 @@ from asthron.models.chat import (
 from asthron.services import streams, widget_settings
 
 
+# What the visitor sees: everything but internal staff notes.
+VISITOR_ROLES = frozenset({MessageRole.visitor, MessageRole.assistant, MessageRole.staff, MessageRole.system})
+
+
 def message_json(message):
     """Return a message as the visitor API and the live stream show it."""
     return {"id": message.id, "role": message.role.value, "text": message.text, "author": message.author,
@@ -35,8 +39,17 @@ def add_message(conversation, role, text, *, author=None, meta=None):
     db.session.add(message)
     conversation.last_message_at = message.created_at
     db.session.flush()
-    publish_after_commit(conversation.id, {"type": "message", "message": message_json(message)})
+    if message.role in VISITOR_ROLES:  # internal notes never reach the visitor's stream
+        publish_after_commit(conversation.id, {"type": "message", "message": message_json(message)})
+    # The workspace's staff inbox sees every message, notes included, live.
+    publish_after_commit(staff_channel(conversation.workspace_id), {
+        "type": "message", "conversation_id": conversation.id, "message": message_json(message)})
     return message
+
+
+def staff_channel(workspace_id):
+    """Return the live-event key of a workspace's staff inbox (conversation ids start with c_, so no clash)."""
+    return f"staff:{workspace_id}"
 
 
 def publish_after_commit(conversation_id, event):
@@ -49,6 +62,8 @@ def publish_after_commit(conversation_id, event):
 
 
 def _flush_events(session):
+    if session.in_nested_transaction():
+        return  # a released SAVEPOINT counts as a commit to SQLAlchemy; wait for the real one
     # After commit the session cannot emit SQL: events are built beforehand, from flushed rows.
     for app, conversation_id, event in session.info.pop("asthron_live_events", []):
         streams.publish(conversation_id, event, app=app)
@@ -150,11 +165,18 @@ def post_visitor_message(conversation, settings, text):
                               conversation_id=conversation.id, created_at=message.created_at))
     if conversation.owner == ConversationOwner.ai:
         jobs.add(db.session, "ai.reply", conversation_id=conversation.id, message_id=message.id)
+    elif conversation.owner == ConversationOwner.closed:
+        from asthron.services import handoff  # the visitor came back after staff closed it: the team answers
+
+        handoff.request_handoff(conversation, reason=REOPENED_BY_VISITOR, announce=False)
     return message
 
 
+REOPENED_BY_VISITOR = "The visitor wrote again after the chat was closed."
+
+
 def list_messages(conversation_id, *, after=0, limit=PAGE_SIZE):
-    """Return up to `limit` messages of a conversation with an id above `after`, oldest first."""
+    """Return up to `limit` messages the visitor may see with an id above `after`, oldest first (no notes)."""
     return list(db.session.scalars(select(Message).where(Message.conversation_id == conversation_id,
-                                                         Message.id > after)
+                                                         Message.id > after, Message.role.in_(VISITOR_ROLES))
                                    .order_by(Message.id).limit(limit)))

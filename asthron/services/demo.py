@@ -46,7 +46,7 @@ def _agency(name):
 
 
 def _workspace(agency, name, tz):
-    from asthron.services import demo_content
+    from asthron.services import demo_booking, demo_content, demo_leads
 
     found = db.session.execute(select(Workspace).where(Workspace.agency_id == agency.id,
                                                        Workspace.name == name)).scalar()
@@ -56,6 +56,8 @@ def _workspace(agency, name, tz):
     if missing:
         workspace.allowed_origins = list(workspace.allowed_origins or []) + missing
     demo_content.seed_workspace(workspace)
+    demo_leads.seed_workspace(workspace)
+    demo_booking.seed_workspace(workspace)
     return workspace
 
 
@@ -76,6 +78,19 @@ def _user(username, role, password, agency, workspace):
     return user
 
 
+# Demo people who take handoffs (each only where they work): staff first, so they own the sample chat.
+INBOX_AVAILABLE = ("staff", "agency.admin", "south.admin")
+
+
+def _seed_inbox(workspaces):
+    from asthron.services import demo_inbox
+
+    by_name = dict(db.session.execute(select(User.username, User.id).where(User.username.in_(INBOX_AVAILABLE))).all())
+    ids = [by_name[name] for name in INBOX_AVAILABLE if name in by_name]
+    for workspace in workspaces:
+        demo_inbox.seed_workspace(workspace, available_user_ids=ids)
+
+
 def seed():
     """Create or refresh the demo data; return the logins and workspace keys."""
     password = demo_password()
@@ -92,6 +107,7 @@ def seed():
         users.append({"username": username, "email": f"{username}@demo.asthron.test", "password": password,
                       "role": role.value, "agency": agency.name if agency else None,
                       "workspace": workspace.name if workspace else None})
+    _seed_inbox([w for ws in workspaces for w in ws])
     db.session.commit()
     return {"users": users,
             "workspaces": [{"name": w.name, "slug": w.slug, "agency": w.agency.name, "key": w.public_key,

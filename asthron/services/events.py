@@ -15,6 +15,8 @@ def emit(event):
 def _deliver(session):
     from asthron import plugins
 
+    if session.in_nested_transaction():
+        return  # a released SAVEPOINT counts as a commit to SQLAlchemy; wait for the real one
     for event in session.info.pop(_KEY, []):
         plugins.track_event(event)
 

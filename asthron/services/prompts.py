@@ -40,11 +40,21 @@ def build(conversation, message, settings, *, tools=()):
     workspace_id = conversation.workspace_id
     passages = knowledge.search(workspace_id, message.text)
     questions = [q.strip() for q in (settings.qualification_questions or []) if isinstance(q, str) and q.strip()]
+    questions += lead_questions(workspace_id, tools=tools)
     workspace = db.session.get(Workspace, workspace_id)
     system = system_prompt(settings, workspace_name=workspace.name if workspace else "", passages=passages,
                            questions=questions, tools=tools)
     return Prompt(messages=[PromptMessage("system", system)] + history(conversation, message),
                   passages=passages, qualification_questions=questions)
+
+
+def lead_questions(workspace_id, *, tools=()):
+    """Return the workspace's lead fields that carry a question, worded for the model, with the key to save under."""
+    from asthron.services import leads
+
+    saves = any(tool.name == "capture_lead" for tool in tools)
+    return [f"{f.question.strip()} (capture_lead field \"{f.key}\")" if saves else f.question.strip()
+            for f in leads.fields(workspace_id) if (f.question or "").strip()]
 
 
 def system_prompt(settings, *, workspace_name, passages, questions, tools):
@@ -73,7 +83,8 @@ def history(conversation, message):
     """Return the conversation's recent messages up to and including `message`, oldest first, as prompt messages."""
     rows = db.session.execute(
         select(Message).where(Message.conversation_id == conversation.id,
-                              Message.workspace_id == conversation.workspace_id, Message.id <= message.id)
+                              Message.workspace_id == conversation.workspace_id, Message.id <= message.id,
+                              Message.role != MessageRole.note)  # internal staff notes stay out of the prompt
         .order_by(Message.id.desc()).limit(HISTORY_MESSAGES)).scalars().all()
     return [_prompt_message(row) for row in reversed(rows)]
 

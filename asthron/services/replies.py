@@ -86,7 +86,21 @@ def answer(conversation_id, message_id):
                         exc.retryable, exc)
             fall_back(conversation, message, settings, reason=FAILURE_REASON)
             return
+        if _taken_meanwhile(conversation, outcome):
+            log.info("AI reply to message %s of %s dropped: a person took the conversation", message_id,
+                     conversation_id)
+            usage.record(conversation.workspace_id, usage.REPLY, conversation_id=conversation.id,
+                         provider=target.name, model=target.model, input_tokens=outcome.usage.input_tokens,
+                         output_tokens=outcome.usage.output_tokens)  # the tokens were spent all the same
+            return
         _store(conversation, message, settings, target, outcome)
+
+
+def _taken_meanwhile(conversation, outcome):
+    """Say whether staff took or closed the conversation while the provider was answering (the AI stays silent)."""
+    owner = db.session.scalar(select(Conversation.owner).where(Conversation.id == conversation.id))
+    handed_off_here = "handoff" in outcome.tools_run  # this reply itself asked for a person: it still tells the visitor
+    return owner in (ConversationOwner.human, ConversationOwner.closed) and not handed_off_here
 
 
 def workspace_scope(workspace_id):

@@ -63,7 +63,48 @@ def subscribe(conversation_id, app=None):
             broker.unsubscribe(conversation_id, inbox)
 
 
-def _confirm(pubsub, timeout=2.0):
+@contextmanager
+def subscribe_many(keys, app=None):
+    """Yield a `get(timeout) -> event or None` function for the events of several keys at once (staff inboxes)."""
+    app = app or current_app._get_current_object()
+    keys = list(keys)
+    if app.config.get("REDIS_URL"):
+        from asthron.jobs.queue import connection
+
+        pubsub = connection(app).pubsub(ignore_subscribe_messages=True)
+        try:
+            if keys:
+                pubsub.subscribe(*[CHANNEL.format(key) for key in keys])
+                _confirm(pubsub, count=len(keys))
+
+            def get(timeout):
+                if not keys:
+                    time.sleep(timeout)
+                    return None
+                message = pubsub.get_message(timeout=timeout)
+                return json.loads(message["data"]) if message else None
+
+            yield get
+        finally:
+            pubsub.close()
+    else:
+        broker, inbox = _local_broker(app), queue_module.Queue(maxsize=1000)
+        for key in keys:
+            broker.subscribe(key, inbox)
+        try:
+            def get(timeout):
+                try:
+                    return inbox.get(timeout=timeout)
+                except queue_module.Empty:
+                    return None
+
+            yield get
+        finally:
+            for key in keys:
+                broker.unsubscribe(key, inbox)
+
+
+def _confirm(pubsub, timeout=2.0, count=1):
     # SUBSCRIBE is sent without waiting; a caller that reads the database next must know that every
     # event published from now on reaches it, so wait for Redis to confirm the subscription.
     deadline = time.monotonic() + timeout
@@ -72,7 +113,9 @@ def _confirm(pubsub, timeout=2.0):
         while time.monotonic() < deadline:
             message = pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
             if message and message["type"] == "subscribe":
-                return
+                count -= 1
+                if count <= 0:
+                    return
     finally:
         pubsub.ignore_subscribe_messages = True
 
@@ -84,8 +127,8 @@ class LocalBroker:
         self._lock = threading.Lock()
         self._subscribers = {}
 
-    def subscribe(self, key):
-        inbox = queue_module.Queue(maxsize=1000)
+    def subscribe(self, key, inbox=None):
+        inbox = queue_module.Queue(maxsize=1000) if inbox is None else inbox
         with self._lock:
             self._subscribers.setdefault(key, set()).add(inbox)
         return inbox

@@ -102,3 +102,14 @@ def create_user(*, username, email, password, first_name="", last_name="", roles
     if not user:
         raise TenancyError("The user could not be created.")
     return user
+
+
+def ensure_workspace_rows(model, workspace_ids):
+    """Give each workspace without a `model` row (one per workspace) a default one; return how many were made."""
+    ids = set(workspace_ids)
+    if not ids:
+        return 0
+    have = set(db.session.scalars(select(model.workspace_id).where(model.workspace_id.in_(ids))))
+    for workspace_id in sorted(ids - have):
+        db.session.add(model(workspace_id=workspace_id))
+    return len(ids - have)

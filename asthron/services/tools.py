@@ -10,17 +10,14 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from asthron.extensions import db
 from asthron.models.chat import ConversationOwner
-from asthron.models.leads import Lead, LeadSource
+from asthron.models.leads import LeadSource
 from asthron.providers.ai import Tool
-from asthron.services import conversations
+from asthron.services import handoff as handoff_service
 
 log = logging.getLogger(__name__)
 
-HANDOFF_NOTICE = "A person will join shortly."
+HANDOFF_NOTICE = handoff_service.HANDOFF_NOTICE
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 PHONE_CHARS = re.compile(r"^\+?[0-9 ().\-/]{6,30}$")
@@ -114,38 +111,41 @@ def valid_phone(value):
 
 CAPTURE_LEAD = Tool(
     name="capture_lead",
-    description="Save the visitor's contact details so the team can follow up. Call it when the visitor "
-                "gives an email address or a phone number.",
+    description="Save the visitor's contact details and answers so the team can follow up. Call it when the "
+                "visitor gives an email address, a phone number or an answer to one of the questions.",
     parameters={"type": "object", "additionalProperties": False, "properties": {
         "name": {"type": "string", "maxLength": 200, "description": "The visitor's name, if given."},
         "email": {"type": "string", "maxLength": 254, "description": "The visitor's email address."},
-        "phone": {"type": "string", "maxLength": 30, "description": "The visitor's phone number."},
-        "notes": {"type": "string", "maxLength": 2000, "description": "What the visitor wants, briefly."},
+        "phone": {"type": "string", "maxLength": 40,
+                  "description": "The visitor's phone number, with its country code if they gave one."},
+        "notes": {"type": "string", "maxLength": 500, "description": "What the visitor wants, briefly."},
+        "fields": {"type": "object", "description": "Answers to the questions, by the field key named beside "
+                                                    "each question, e.g. {\"budget\": 5000}."},
     }},
 )
 
 
 def capture_lead(conversation, arguments):
-    """Create or update the conversation's lead from validated details."""
-    _only(arguments, ("name", "email", "phone", "notes"))
-    name = _text(arguments, "name", limit=200)
-    email = valid_email(_text(arguments, "email", limit=254))
-    phone = valid_phone(_text(arguments, "phone", limit=30))
-    notes = _text(arguments, "notes", limit=2000)
-    if not (email or phone):
-        raise ToolArgumentError("Give an email address or a phone number.")
-    lead = db.session.execute(select(Lead).where(Lead.conversation_id == conversation.id,
-                                                 Lead.workspace_id == conversation.workspace_id)
-                              .order_by(Lead.id).limit(1)).scalar()
-    if lead is None:
-        lead = Lead(workspace_id=conversation.workspace_id, conversation_id=conversation.id, source=LeadSource.ai)
-        db.session.add(lead)
-    for key, value in (("name", name), ("email", email), ("phone", phone), ("notes", notes)):
-        if value is not None:  # a later call adds details; it does not erase earlier ones
-            setattr(lead, key, value)
-    db.session.flush()
-    return {"ok": True, "lead_id": lead.id, "saved": [k for k in ("name", "email", "phone", "notes")
-                                                      if getattr(lead, k)]}
+    """Create or update the visitor's lead, validated like every lead; ask the widget for the form if fields lack."""
+    from asthron.services import conversations, leads
+
+    _only(arguments, ("name", "email", "phone", "notes", "fields"))
+    core = {key: _text(arguments, key, limit=limit) for key, limit in (("name", 200), ("email", 254), ("phone", 40))}
+    notes = _text(arguments, "notes", limit=500)
+    extra = arguments.get("fields") or {}
+    if not isinstance(extra, Mapping):
+        raise ToolArgumentError("fields must be an object of field key: value.")
+    values = {**extra, **{key: value for key, value in core.items() if value is not None}}
+    try:
+        lead = leads.capture(conversation.workspace_id, source=LeadSource.ai, values=values,
+                             conversation_id=conversation.id, consent_version=conversation.consent_version,
+                             consented_at=conversation.consented_at, require_all=False, note=notes)
+    except leads.LeadValidationError as exc:
+        raise ToolArgumentError(" ".join(f"{key}: {message}" for key, message in exc.errors.items())) from None
+    missing = leads.missing_required(lead)
+    if missing:  # the widget shows its lead form for what the visitor has not said yet
+        conversations.publish_after_commit(conversation.id, {"type": "lead_form", "missing": missing})
+    return {"ok": True, "lead_id": lead.id, "saved": sorted(values), "missing": missing}
 
 
 HANDOFF = Tool(
@@ -164,18 +164,13 @@ def handoff(conversation, arguments):
     reason = _text(arguments, "reason", limit=200) or "The visitor asked for a person."
     if conversation.owner in (ConversationOwner.human, ConversationOwner.closed):
         return {"ok": True, "owner": conversation.owner.value}
-    flag_for_human(conversation, reason)
-    conversations.add_message(conversation, "system", HANDOFF_NOTICE)
+    handoff_service.request_handoff(conversation, reason=reason)  # notifies the visitor and the team
     return {"ok": True, "owner": conversation.owner.value}
 
 
 def flag_for_human(conversation, reason):
-    """Mark `conversation` as waiting for a person and publish its new state after commit."""
-    conversation.owner = ConversationOwner.waiting
-    conversation.needs_human = True
-    conversation.flag_reason = reason[:200]
-    conversations.publish_after_commit(conversation.id, {"type": "state", "owner": conversation.owner.value,
-                                                         "needs_human": True})
+    """Hand `conversation` to the team (the AI failed or its budget is spent); the caller tells the visitor."""
+    handoff_service.request_handoff(conversation, reason=reason, announce=False)
 
 
 register(CAPTURE_LEAD, capture_lead)

@@ -7,10 +7,12 @@ from sqlalchemy import select
 
 from asthron.extensions import db
 from asthron.models.chat import WidgetSettings
+from asthron.services import tenancy
 
 # The widget's own texts a workspace may translate or reword (asthron/widget/static/widget.js, `T`).
 STRING_KEYS = ("open", "close", "title", "send", "input", "placeholder", "accept", "privacy", "typing",
-               "failed", "you", "human")
+               "failed", "you", "human", "person", "with", "email", "notify", "away",
+               "saved")
 FALLBACK_TOOLS = ("capture_lead", "handoff")
 MAX_STRING = 300
 MAX_QUESTIONS = 20
@@ -50,13 +52,7 @@ def ensure(workspace_id):
 
 def ensure_all(workspace_ids):
     """Create default settings for each of the workspaces that has none; return how many were made."""
-    ids = set(workspace_ids)
-    if not ids:
-        return 0
-    have = set(db.session.scalars(select(WidgetSettings.workspace_id).where(WidgetSettings.workspace_id.in_(ids))))
-    for workspace_id in sorted(ids - have):
-        db.session.add(WidgetSettings(workspace_id=workspace_id))
-    return len(ids - have)
+    return tenancy.ensure_workspace_rows(WidgetSettings, workspace_ids)
 
 
 def check_colour(value):

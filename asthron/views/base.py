@@ -4,7 +4,7 @@ The query-level guard in `asthron.tenancy` already filters each ORM query; these
 same scope a second time in the view layer, and audit an attempt to reach another tenant's row.
 """
 from flask import abort
-from flask_appbuilder import ModelView
+from flask_appbuilder import ModelView, expose, has_access
 from flask_appbuilder.models.filters import BaseFilter
 from flask_appbuilder.models.sqla.interface import SQLAInterface
 from sqlalchemy import select
@@ -101,3 +101,23 @@ class TenantModelView(RejectedFormIs400, ModelView):
     edit_form_query_rel_fields = add_form_query_rel_fields
     list_columns = []
     page_size = 50
+
+
+class OneRowPerWorkspaceView(TenantModelView):
+    """Settings kept in one row per workspace: the list creates the default rows the caller may configure."""
+
+    @expose("/list/")
+    @has_access
+    def list(self):
+        self._ensure_rows()
+        return super().list()
+
+    def _ensure_rows(self):
+        from asthron.services.tenancy import ensure_workspace_rows
+
+        scope = current_scope()
+        ids = scope.data_workspace_ids
+        if ids is None or scope.is_operator:
+            return
+        if ensure_workspace_rows(self.datamodel.obj, ids):
+            db.session.commit()

@@ -1,4 +1,4 @@
-"""Admin views for conversations and their transcripts, captured leads and the knowledge base.
+"""Admin views for conversations and their transcripts and the knowledge base (leads: views/leads.py).
 
 All are tenant-scoped (TenantModelView and the query guard): operators get no data scope, so they
 see no conversations, messages or leads. Visitor and AI text is rendered by autoescaping templates.
@@ -11,12 +11,12 @@ from wtforms.validators import DataRequired, Length
 
 from asthron.extensions import db
 from asthron.models.chat import Conversation, KnowledgeEntry, Message
-from asthron.models.leads import Lead
 from asthron.views.base import TenantInterface, TenantModelView
 
 READ_ONLY = ["can_list", "can_show"]
 TRANSCRIPT_LIMIT = 1000
-ROLE_LABELS = {"visitor": "Visitor", "assistant": "Assistant", "staff": "Team", "system": "System"}
+ROLE_LABELS = {"visitor": "Visitor", "assistant": "Assistant", "staff": "Team", "system": "System",
+               "note": "Internal note"}
 KINDS = [("faq", "FAQ entry"), ("document", "Document")]
 
 
@@ -66,18 +66,6 @@ class MessageView(TenantModelView):
     search_columns = ["role", "text", "created_at"]
     base_order = ("id", "desc")
     formatters_columns = {"role": _enum_value}
-
-
-class LeadView(TenantModelView):
-    """Leads captured in the caller's workspaces (read-only here; the lead pipeline edits them)."""
-
-    datamodel = TenantInterface(Lead)
-    base_permissions = READ_ONLY
-    list_title = "Leads"
-    list_columns = ["name", "email", "phone", "workspace", "source", "created_at"]
-    show_columns = ["name", "email", "phone", "notes", "workspace", "source", "conversation_id", "created_at"]
-    search_columns = ["name", "email", "phone", "source", "workspace", "created_at"]
-    base_order = ("created_at", "desc")
 
 
 class KnowledgeEntryView(TenantModelView):

@@ -9,14 +9,14 @@ from flask_appbuilder.fieldwidgets import (
     Select2Widget,
 )
 from flask_appbuilder.models.sqla.filters import FilterEqual
-from wtforms import IntegerField, SelectField, SelectMultipleField, TextAreaField
+from wtforms import IntegerField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import NumberRange, Optional, ValidationError
 
 from asthron.extensions import db
 from asthron.models.chat import WidgetSettings
+from asthron.services import lead_fields
 from asthron.services import widget_settings as service
-from asthron.tenancy import current_scope
-from asthron.views.base import FilterInScope, TenantInterface, TenantModelView
+from asthron.views.base import FilterInScope, OneRowPerWorkspaceView, TenantInterface
 
 
 def _checked(check):
@@ -32,6 +32,13 @@ def _checked(check):
 def _notice_when_required(form, field):
     if form.consent_required.data and not (field.data or "").strip():
         raise ValidationError("Write the notice visitors accept when consent is required.")
+
+
+def _region(form, field):
+    try:
+        field.data = lead_fields.check_region(field.data)
+    except lead_fields.FieldError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def _tool_choices():
@@ -60,6 +67,11 @@ EXTRA_FIELDS = {
     "questions": TextAreaField("Qualification questions", widget=BS3TextAreaFieldWidget(),
                                validators=[_checked(service.parse_questions)],
                                description="One per line; the assistant asks them to qualify a lead."),
+    "lead_form": SelectField("Lead form", choices=lead_fields.LEAD_FORM_CHOICES, default="off", widget=Select2Widget(),
+                             description="When the widget shows the lead form (its fields are set under Lead setup)."),
+    "phone_region": StringField("Phone country", validators=[_region],
+                                description="Two letters, e.g. GB: phone numbers without +country code are read "
+                                            "as numbers of this country. Empty: visitors must give the code."),
     "max_reply_tokens": IntegerField("Max tokens per reply", validators=[NumberRange(min=1, max=4000)]),
     "monthly_token_budget": IntegerField("Monthly token budget", validators=[Optional(), NumberRange(min=0)],
                                          description="Empty: no limit. When spent, the assistant stops and a "
@@ -68,10 +80,10 @@ EXTRA_FIELDS = {
 EDIT_COLUMNS = ["colour", "position", "assistant_name", "greeting", "language", "strings_json",
                 "consent_required", "consent_notice", "notice_version", "privacy_url",
                 "ai_provider", "ai_connection", "model", "instructions", "tools", "questions",
-                "max_reply_tokens", "monthly_token_budget"]
+                "max_reply_tokens", "monthly_token_budget", "lead_form", "phone_region"]
 
 
-class WidgetSettingsView(TenantModelView):
+class WidgetSettingsView(OneRowPerWorkspaceView):
     """List, show and edit each workspace's widget settings; preview the widget with the embed snippet."""
 
     datamodel = TenantInterface(WidgetSettings)
@@ -89,21 +101,6 @@ class WidgetSettingsView(TenantModelView):
     label_columns = {"colour": "Colour (#rrggbb)", "privacy_url": "Privacy policy address",
                      "ai_connection": "AI connection", "notice_version": "Notice version"}
     show_template = "widget/show.html"
-
-    @expose("/list/")
-    @has_access
-    def list(self):
-        self._ensure_rows()
-        return super().list()
-
-    def _ensure_rows(self):
-        """Give each workspace the caller may configure a settings row the first time they look."""
-        scope = current_scope()
-        ids = scope.data_workspace_ids
-        if ids is None or scope.is_operator:
-            return
-        if service.ensure_all(ids):
-            db.session.commit()
 
     def prefill_form(self, form, pk):
         item = self.datamodel.get(pk)

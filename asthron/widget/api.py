@@ -35,10 +35,11 @@ MAX_BODY = 16 * 1024
 MAX_KEY = 100
 MAX_NOTICE_VERSION = 40
 ALLOW_METHODS = "GET, POST"
-ALLOW_HEADERS = "Content-Type, Authorization, Last-Event-ID"
+ALLOW_HEADERS = "Content-Type, Authorization, Last-Event-ID, Idempotency-Key"
 VISITOR = {"actor_id": None, "actor": "visitor"}
 STATUS = {"invalid_request": 400, "unauthorized": 401, "consent_required": 403, "origin_not_allowed": 403,
-          "workspace_unavailable": 403, "not_found": 404, "payload_too_large": 413, "rate_limited": 429,
+          "workspace_unavailable": 403, "not_found": 404, "slot_taken": 409, "payload_too_large": 413,
+          "idempotency_mismatch": 422, "rate_limited": 429,
           "temporarily_unavailable": 503}
 MESSAGES = {
     "unauthorized": "Send the conversation's token as 'Authorization: Bearer <token>'.",
@@ -275,6 +276,7 @@ def config():
             appearance={"colour": settings.colour, "position": settings.position,
                         "assistant_name": settings.assistant_name, "greeting": settings.greeting,
                         "language": settings.language, "strings": settings.strings or {}},
+            lead_form=settings.lead_form or "off",  # when the widget shows the lead form: off, start, after_reply
             consent={"required": bool(settings.consent_required), "notice": settings.consent_notice or "",
                      "version": settings.notice_version, "privacy_url": settings.privacy_url or None})
 
@@ -301,9 +303,12 @@ def create_conversation():
 def show_conversation(conversation, settings):
     """Return who answers the conversation and the state of the visitor's consent."""
     limits.hit(("ASTHRON_WIDGET_LIMIT_READS_PER_IP", _client_ip()))
-    return jsonify(id=conversation.id, owner=conversation.owner.value, needs_human=conversation.needs_human,
+    from asthron.services import inbox
+
+    return jsonify(id=conversation.id, needs_human=conversation.needs_human,
                    consent={"required": bool(settings.consent_required),
-                            "accepted_version": conversation.consent_version})
+                            "accepted_version": conversation.consent_version},
+                   **inbox.visitor_state(conversation))  # owner, staff, away, expected_reply, ask_email
 
 
 @bp.post("/conversations/<conversation_id>/consent")
@@ -360,3 +365,7 @@ def stream(conversation, settings):
     body = events(current_app._get_current_object(), conversation.id, _scope(conversation.workspace), last_id)
     return Response(stream_with_context(body), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# Handoff routes (ask for a person, leave an email) live in their own module on this blueprint.
+from asthron.widget import handoff_api  # noqa: E402,F401

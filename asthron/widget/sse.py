@@ -42,11 +42,18 @@ def live_frame(event, last_id):
         message = event.get("message") or {}
         if not isinstance(message.get("id"), int) or message["id"] <= last_id:
             return None, last_id  # already sent from the backlog
+        if message.get("role") not in {role.value for role in service.VISITOR_ROLES}:
+            return None, last_id  # an internal note published by mistake still stops here
         return frame("message", message, message["id"]), message["id"]
     if kind == "token":
         return frame("token", {"reply_to": event.get("reply_to"), "text": event.get("text", "")}), last_id
     if kind == "state":
-        return frame("state", {"owner": event.get("owner"), "needs_human": event.get("needs_human")}), last_id
+        data = {"owner": event.get("owner"), "needs_human": event.get("needs_human")}
+        if event.get("staff"):
+            data["staff"] = event["staff"]  # the display name of the staff member who answers now
+        return frame("state", data), last_id
+    if kind == "lead_form":  # the assistant wants the lead form shown, for the keys it still lacks
+        return frame("lead_form", {"missing": [k for k in event.get("missing") or [] if isinstance(k, str)]}), last_id
     return None, last_id
 
 

@@ -23,14 +23,14 @@
   const load = () => { try { Object.assign(S, JSON.parse(localStorage.getItem(STORE)) || {}); } catch (e) { /* none */ } };
   const save = () => { try { localStorage.setItem(STORE, JSON.stringify(S)); } catch (e) { /* private mode */ } };
 
-  async function api(path, body, method) {
-    const headers = {};
+  async function api(path, body, method, extra) {
+    const headers = Object.assign({}, extra);
     if (body) headers["Content-Type"] = "application/json";
     if (S.token) headers.Authorization = "Bearer " + S.token;
     const r = await fetch(API + path, { method: method || (body ? "POST" : "GET"), headers, credentials: "omit",
       body: body ? JSON.stringify(body) : undefined });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw Object.assign(new Error((data.error && data.error.message) || "HTTP " + r.status), { status: r.status });
+    if (!r.ok) throw Object.assign(new Error((data.error && data.error.message) || "HTTP " + r.status), { status: r.status, fields: data.error && data.error.fields });
     return data;
   }
 
@@ -61,8 +61,12 @@ header button{background:none;border:0;color:inherit;font-size:24px;line-height:
 form{display:flex;gap:8px;padding:10px;border-top:1px solid #d0d7de}
 textarea{flex:1;resize:none;border:1px solid #8c959f;border-radius:8px;padding:8px;min-height:42px;max-height:120px;color:#1f2328;background:#fff}
 textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
+.h{padding:0 14px}.s{margin:4px 0;color:#57606a;font-size:13px}.s:empty{display:none}.a{display:block;font-size:12px;font-weight:600}
+.h>button{background:none;border:1px solid var(--c);color:inherit;border-radius:8px;padding:4px 10px;cursor:pointer;font-size:13px}
+input{flex:1;border:1px solid #8c959f;border-radius:8px;padding:8px;min-width:0}
 .v{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}
 :focus-visible{outline:3px solid #1f2328;outline-offset:2px;box-shadow:0 0 0 5px #fff}
+.q{flex-direction:column;overflow-y:auto;max-height:60%}.q input,.q select{flex:none}.q>[type=checkbox]{align-self:start}.q label{font-size:13px}.q .e{text-align:left;align-self:auto}
 @media (max-width:480px){.w .p{position:fixed;inset:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}}`;
 
   function style(root) {
@@ -103,7 +107,7 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
     const send = el("button", { type: "submit" }, T.send);
     form.append(el("label", { class: "v", for: "i" }, T.input), input, send);
     const consent = consentBox();
-    panel.append(head, list, consent, form);
+    panel.append(head, list, consent, handoffUi(), ...bookingUi(), leadUi(), form);
     w.append(panel, launcher);
     root.appendChild(w);
     document.body.appendChild(host);
@@ -135,7 +139,8 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
   function gate() {
     const blocked = needsConsent();
     els.consent.hidden = !blocked;
-    els.input.disabled = els.send.disabled = blocked;
+    els.input.disabled = els.send.disabled = H.ask.disabled = blocked;
+    if (!blocked && !els.panel.hidden) askLead("start");
   }
 
   function open() {
@@ -144,6 +149,8 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
     (needsConsent() ? els.consent.querySelector("button") : els.input).focus();
     els.list.scrollTop = els.list.scrollHeight;
     if (S.id) connect();
+    offerBooking();
+    askLead("start");
   }
 
   function close() {
@@ -205,8 +212,9 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
     let b;
     if (m.role === "assistant" && pending) { b = pending; pending = null; b.textContent = m.text; }
     else b = bubble(m.role, m.text);
-    if (m.role === "staff" && m.author) b.setAttribute("aria-label", m.author + ": " + m.text);
+    if (m.role === "staff" && m.author) { b.setAttribute("aria-label", m.author + ": " + m.text); b.prepend(el("span", { class: "a" }, m.author)); }
     seen.set(m.id, b);
+    if (m.role === "assistant") askLead("after_reply");
     if (m.id > S.lastId) { S.lastId = m.id; save(); }
   }
 
@@ -220,6 +228,7 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
   function state(d) {
     if (d.owner && d.owner !== owner && d.owner !== "ai") bubble("system", T.human);
     owner = d.owner || owner;
+    if (d.owner === "waiting") api("/conversations/" + S.id).then(hand, () => {}); else hand(d);
   }
 
   function connect() {
@@ -228,7 +237,7 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
     es = new EventSource(API + "/conversations/" + encodeURIComponent(S.id) + "/stream?token=" +
       encodeURIComponent(S.token) + "&last_event_id=" + S.lastId);
     const on = (name, fn) => es.addEventListener(name, (e) => { try { fn(JSON.parse(e.data)); } catch (x) { /* bad event */ } });
-    on("message", show); on("token", token); on("state", state);
+    on("message", show); on("token", token); on("state", state); on("lead_form", () => askLead());
     opened = new Promise((r) => { es.onopen = () => { errors = 0; r(); }; });
     // A planned close reconnects by itself; a refused or repeatedly failing stream falls back to polling.
     es.onerror = () => { if (es.readyState === 2 || ++errors > 3) { es.close(); es = null; fallback(); } };
@@ -254,7 +263,7 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
   async function resume() {
     try {
       const c = await api("/conversations/" + S.id);
-      owner = c.owner;
+      hand(c);
       S.consent = (c.consent && c.consent.accepted_version) || null;
       let after = 0, batch;
       do {
@@ -264,6 +273,117 @@ textarea:disabled,form button:disabled{opacity:.55;cursor:not-allowed}
       } while (batch.length >= 100);
     } catch (e) { if (e.status === 404 || e.status === 401) forget(); }
     gate();
+  }
+
+  // --- Handoff: "Talk to a person", who answers now, and an email address when nobody is available ---
+  Object.assign(T, { person: "Talk to a person", with: "You are chatting with", email: "Your email", notify: "Email me",
+    away: "Leave your email and we will send you our reply.", saved: "Thank you. We will email you our reply." });
+  let H;
+  function handoffUi() {
+    const box = el("div", { class: "h" }), line = el("p", { class: "s", role: "status" });
+    const ask = el("button", { type: "button" }, T.person), mail = el("form", { hidden: "" });
+    const addr = el("input", { type: "email", required: "", maxlength: "254", placeholder: T.email, "aria-label": T.email });
+    mail.append(addr, el("button", { type: "submit" }, T.notify));
+    box.append(line, ask, mail);
+    ask.addEventListener("click", async () => {
+      try { await start(); connect(); hand(await api("/conversations/" + S.id + "/handoff", {})); } catch (e) { notice(e.message); }
+    });
+    mail.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try { await api("/conversations/" + S.id + "/email", { email: addr.value.trim() }); mail.hidden = true; line.textContent = T.saved; }
+      catch (x) { notice(x.message); }
+    });
+    H = { line, ask, mail };
+    return box;
+  }
+
+  // `c`: the conversation's owner, staff name, reply time and whether to ask for an email (docs/widget.md).
+  function hand(c) {
+    owner = c.owner || owner;
+    H.ask.hidden = owner !== "ai";
+    H.mail.hidden = !c.ask_email;
+    H.line.textContent = owner === "human" && c.staff ? T.with + " " + c.staff :
+      owner === "waiting" ? ((c.expected_reply || "") + (c.ask_email ? " " + T.away : "")).trim() : "";
+  }
+
+  // --- Booking: a "Book" button if the workspace offers services; widget-booking.js loads on first use ---
+  T.book = "Book an appointment";
+  let K;
+  function bookingUi() {
+    const wrap = el("div", { class: "h" }), btn = el("button", { type: "button", hidden: "" }, T.book), box = el("div", { hidden: "" });
+    wrap.append(btn);
+    btn.addEventListener("click", () => {
+      if ((box.hidden = !box.hidden)) return;
+      const go = () => window.AsthronBooking.open({ api, el, box, key: KEY, strings: T.booking, conversation: () => S });
+      if (window.AsthronBooking) return go();
+      const s = el("script", { src: API.replace(/widget\/api\/v1$/, "widget-booking.js") });
+      s.onload = go; s.onerror = () => notice(T.failed);
+      document.head.appendChild(s);
+    });
+    K = { btn };
+    return [wrap, box];
+  }
+  async function offerBooking() {
+    if (K.asked) return;
+    K.asked = true;
+    try { K.btn.hidden = !(await api("/services?key=" + encodeURIComponent(KEY))).services.length; } catch (e) { /* none */ }
+  }
+
+  // --- Leads: the workspace's lead form, at start, after the first reply, or when the assistant asks ---
+  Object.assign(T, { details: "Your details", thanks: "Thank you! We will be in touch.", later: "Not now" });
+  const L = {};
+  function leadUi() {
+    L.form = el("form", { class: "q", hidden: "", novalidate: "" });
+    L.form.addEventListener("submit", (e) => { e.preventDefault(); sendLead(); });
+    return L.form;
+  }
+  // `when` is the workspace's moment ("start", "after_reply"); without it the assistant asked.
+  async function askLead(when) {
+    if (L.busy || !L.form.hidden || (S.id && S.lead === S.id) || (when && (L.later || cfg.lead_form !== when)) || needsConsent()) return;
+    L.busy = 1;
+    try {
+      await start();
+      const d = await api("/conversations/" + S.id + "/lead-form");
+      if (!(when && d.captured)) buildLead(d.fields);
+    } catch (e) { /* the chat works without the form */ }
+    L.busy = 0;
+  }
+  const KINDS = { email: "email", phone: "tel", number: "number", date: "date", checkbox: "checkbox" };
+  function buildLead(fields) {
+    const f = L.form;
+    f.textContent = ""; L.in = {};
+    f.append(el("p", { class: "s" }, T.details));
+    for (const x of fields) {
+      const id = "q_" + x.key, err = el("span", { class: "e", role: "alert" });
+      let n;
+      if (x.kind === "select") { n = el("select", { id }); n.append(el("option", { value: "" }, ""), ...x.options.map((o) => el("option", { value: o }, o))); }
+      else if (x.kind === "multiselect") {
+        n = el("div", { id, role: "group" });
+        for (const o of x.options) { const l = el("label"), c = el("input", { type: "checkbox", value: o }); l.append(c, " " + o); n.append(l); }
+      } else n = el("input", { id, type: KINDS[x.kind] || "text", step: "any" });
+      L.in[x.key] = { k: x.kind, n, err };
+      f.append(el("label", { for: id }, (x.question || x.label) + (x.required ? " *" : "")), n, el("span", { class: "s" }, x.help_text || ""), err);
+    }
+    const later = el("button", { type: "button" }, T.later);
+    later.addEventListener("click", () => { f.hidden = true; L.later = 1; });
+    f.append(el("button", { type: "submit" }, T.send), later);
+    f.hidden = false;
+  }
+  async function sendLead() {
+    const fields = {};
+    for (const key in L.in) {
+      const { k, n, err } = L.in[key];
+      err.textContent = "";
+      fields[key] = k === "checkbox" ? n.checked : k === "multiselect" ? [...n.querySelectorAll(":checked")].map((c) => c.value) : n.value.trim();
+    }
+    try {
+      await api("/conversations/" + S.id + "/lead", { fields });
+      L.form.hidden = true; S.lead = S.id; save();
+      bubble("system", T.thanks);
+    } catch (e) {
+      if (!e.fields) return notice(e.message);
+      for (const key in e.fields) (L.in[key] || { err: {} }).err.textContent = e.fields[key];
+    }
   }
 
   async function boot() {
