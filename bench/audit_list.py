@@ -194,18 +194,18 @@ def load_entries(engine, tenants, count):
         raw.close()
 
 
-def vacuum(app):
+def vacuum(app, table="audit_entry"):
     """Refresh planner statistics and the visibility map, as autovacuum would after a bulk load."""
     from sqlalchemy import text
 
     from asthron.extensions import db
 
     with app.app_context(), db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE audit_entry"))
+        conn.execute(text(f'VACUUM ANALYZE "{table}"'))
 
 
-def refresh_schema(app):
-    """Add tables and permissions that appeared since the load; return whether audit indexes changed."""
+def refresh_schema(app, model=None):
+    """Add tables and permissions that appeared since the load; return whether `model`'s indexes changed."""
     from flask_appbuilder import Model
 
     import asthron.models  # noqa: F401  (register every table)
@@ -214,7 +214,7 @@ def refresh_schema(app):
     with app.app_context():
         Model.metadata.create_all(db.engine)
         app.appbuilder.sm.sync_roles()
-    return sync_indexes(app)
+    return sync_indexes(app, model)
 
 
 def _shape(index):
@@ -222,17 +222,21 @@ def _shape(index):
     return [c.name for c in index.columns], list(index.dialect_options["postgresql"]["include"] or [])
 
 
-def sync_indexes(app):
-    """Make the audit indexes match the model (a load may predate a change); return whether any changed."""
+def sync_indexes(app, model=None):
+    """Make a model's indexes (the audit log's by default) match the model, as a load may predate a change.
+
+    Return whether any changed.
+    """
     from sqlalchemy import inspect, text
 
     from asthron.extensions import db
     from asthron.models.audit import AuditEntry
 
+    table = (model or AuditEntry).__table__
     with app.app_context(), db.engine.begin() as conn:
-        declared = {index.name: index for index in AuditEntry.__table__.indexes}
+        declared = {index.name: index for index in table.indexes}
         present = {ix["name"]: (ix["column_names"], ix["dialect_options"].get("postgresql_include") or [])
-                   for ix in inspect(conn).get_indexes("audit_entry") if not ix.get("duplicates_constraint")}
+                   for ix in inspect(conn).get_indexes(table.name) if not ix.get("duplicates_constraint")}
         stale = {name for name, shape in present.items() if name not in declared or shape != _shape(declared[name])}
         for name in sorted(stale):
             conn.execute(text(f'DROP INDEX "{name}"'))

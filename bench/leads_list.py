@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: reach `bench`, `asthron` and `config`
 os.environ.setdefault("ASTHRON_INSTANCE_DIR", tempfile.mkdtemp(prefix="asthron-bench-instance-"))
 
-from bench.audit_list import ensure_database, fresh_schema, make_app  # noqa: E402
+from bench.audit_list import ensure_database, fresh_schema, make_app, refresh_schema, vacuum  # noqa: E402
 from bench.harness import Scenario, benchmark  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/asthron_bench_leads"
@@ -59,7 +59,7 @@ def rebuild(app, count):
         started = time.monotonic()
         load_leads(db.engine, stages, count)
         print(f"loaded {count:,} leads in {time.monotonic() - started:.0f} s")
-    vacuum(app)
+    vacuum(app, "lead")
 
 
 def seed_tenants():
@@ -121,39 +121,6 @@ def load_leads(engine, stages, count):
         raw.close()
 
 
-def vacuum(app):
-    """Refresh planner statistics and the visibility map, as autovacuum would after a bulk load."""
-    from sqlalchemy import text
-
-    from asthron.extensions import db
-
-    with app.app_context(), db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE lead"))
-
-
-def refresh_schema(app):
-    """Add tables and permissions that appeared since the load and bring the lead indexes in line with the model."""
-    from flask_appbuilder import Model
-    from sqlalchemy import inspect, text
-
-    import asthron.models  # noqa: F401  (register every table)
-    from asthron.extensions import db
-    from asthron.models.leads import Lead
-
-    with app.app_context():
-        Model.metadata.create_all(db.engine)
-        app.appbuilder.sm.sync_roles()
-        with db.engine.begin() as conn:
-            declared = {index.name: index for index in Lead.__table__.indexes}
-            present = {ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("lead")}
-            for name, index in declared.items():
-                if present.get(name) != [c.name for c in index.columns]:
-                    if name in present:
-                        conn.execute(text(f'DROP INDEX "{name}"'))
-                    index.create(conn)
-                    print(f"created index {name}")
-
-
 def scenarios(app):
     """Return the list requests to measure, for the staff member and for the agency admin."""
     from sqlalchemy import select
@@ -205,8 +172,10 @@ def main(argv=None):
     if options.reload or have is None or have < options.leads:
         rebuild(app, options.leads)
     else:
-        refresh_schema(app)
-        vacuum(app)
+        from asthron.models.leads import Lead
+
+        refresh_schema(app, Lead)
+        vacuum(app, "lead")
     print(f"lead: {loaded_leads(app):,} leads in {AGENCIES * WORKSPACES_PER_AGENCY} workspaces (loaded with COPY)")
     env = {"DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(48),
            "ASTHRON_INSTANCE_DIR": os.environ["ASTHRON_INSTANCE_DIR"]}
