@@ -26,8 +26,8 @@ class Event:
 
     def to_dict(self):
         """Return the event as a JSON-ready dict, with its name."""
-        data = asdict(self)
-        data["occurred_at"] = self.occurred_at.isoformat()
+        data = {key: value.isoformat() if isinstance(value, datetime) else value
+                for key, value in asdict(self).items()}
         return {"name": self.name, **data}
 
 
@@ -99,11 +99,6 @@ class BookingCreated(Event):
     booking_id: int
     starts_at: datetime
 
-    def to_dict(self):
-        data = super().to_dict()
-        data["starts_at"] = self.starts_at.isoformat()
-        return data
-
 
 @dataclass(frozen=True, kw_only=True)
 class BookingCancelled(Event):
@@ -116,11 +111,6 @@ class BookingCancelled(Event):
     name: ClassVar[str] = "booking.cancelled"
     booking_id: int
     starts_at: datetime
-
-    def to_dict(self):
-        data = super().to_dict()
-        data["starts_at"] = self.starts_at.isoformat()
-        return data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,12 +126,6 @@ class BookingRescheduled(Event):
     booking_id: int
     starts_at: datetime
     previous_starts_at: datetime
-
-    def to_dict(self):
-        data = super().to_dict()
-        data["starts_at"] = self.starts_at.isoformat()
-        data["previous_starts_at"] = self.previous_starts_at.isoformat()
-        return data
 
 
 @dataclass(frozen=True, kw_only=True)
