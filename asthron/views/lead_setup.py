@@ -234,7 +234,23 @@ def _take_rule(item):
     item.value = (item.value or "").strip() or None
 
 
-class ScoringRuleView(_SetupView):
+class _RuleView(_SetupView):
+    """A rule's condition on a lead field: the operator is prefilled and the condition checked on save."""
+
+    label_columns = {"field_key": "Field", "operator": "Condition"}
+
+    def prefill_form(self, form, pk):
+        form.operator.data = _value(self.datamodel.get(pk).operator)
+
+    def pre_add(self, item):
+        _take_workspace(item)
+        _take_rule(item)
+
+    def pre_update(self, item):
+        _take_rule(item)
+
+
+class ScoringRuleView(_RuleView):
     """Conditions on lead fields that add (or take away) points; every lead's score follows them."""
 
     datamodel = TenantInterface(ScoringRule)
@@ -249,20 +265,9 @@ class ScoringRuleView(_SetupView):
     edit_form_extra_fields = add_form_extra_fields
     description_columns = {**RULE_DESCRIPTIONS, "points": "Added to the score when the condition holds; "
                                                           "negative to take points away."}
-    label_columns = {"field_key": "Field", "operator": "Condition"}
-
-    def prefill_form(self, form, pk):
-        form.operator.data = _value(self.datamodel.get(pk).operator)
-
-    def pre_add(self, item):
-        _take_workspace(item)
-        _take_rule(item)
-
-    def pre_update(self, item):
-        _take_rule(item)
 
 
-class StageRuleView(_SetupView):
+class StageRuleView(_RuleView):
     """Rules that move a lead forward to a stage when a condition holds; the field may be "score"."""
 
     datamodel = TenantInterface(StageRule)
@@ -279,17 +284,6 @@ class StageRuleView(_SetupView):
                            "field_key": "The key of a lead field, or score.",
                            "stage": "Where the lead goes. Rules only move leads forward, never back past where a "
                                     "person put them."}
-    label_columns = {"field_key": "Field", "operator": "Condition"}
-
-    def prefill_form(self, form, pk):
-        form.operator.data = _value(self.datamodel.get(pk).operator)
-
-    def pre_add(self, item):
-        _take_workspace(item)
-        _take_rule(item)
-
-    def pre_update(self, item):
-        _take_rule(item)
 
 
 # --- Copy a setup ---------------------------------------------------------------------------------------------
