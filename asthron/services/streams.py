@@ -33,34 +33,8 @@ def publish(conversation_id, event, app=None):
 @contextmanager
 def subscribe(conversation_id, app=None):
     """Yield a `get(timeout) -> event or None` function for one conversation's events."""
-    app = app or current_app._get_current_object()
-    if app.config.get("REDIS_URL"):
-        from asthron.jobs.queue import connection
-
-        pubsub = connection(app).pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL.format(conversation_id))
-        try:
-            _confirm(pubsub)
-            def get(timeout):
-                message = pubsub.get_message(timeout=timeout)
-                return json.loads(message["data"]) if message else None
-
-            yield get
-        finally:
-            pubsub.close()
-    else:
-        broker = _local_broker(app)
-        inbox = broker.subscribe(conversation_id)
-        try:
-            def get(timeout):
-                try:
-                    return inbox.get(timeout=timeout)
-                except queue_module.Empty:
-                    return None
-
-            yield get
-        finally:
-            broker.unsubscribe(conversation_id, inbox)
+    with subscribe_many([conversation_id], app=app) as get:
+        yield get
 
 
 @contextmanager
