@@ -36,7 +36,9 @@ class Registry:
         """Return every registration, in plugin calling order."""
         from asthron.plugins import pm
 
-        signature = tuple((name, id(plugin)) for name, plugin in pm.list_name_plugin())
+        # The key holds the plugin objects themselves: with bare id()s, a plugin unregistered and collected
+        # could be followed by a new one at the same address and the stale registrations would be served.
+        signature = tuple(pm.list_name_plugin())
         if self._cache[0] != signature:
             self._cache = (signature, self._build())
         return list(self._cache[1])
