@@ -12,12 +12,12 @@ from asthron.app import create_app  # noqa: E402
 
 # Under pytest-xdist each worker (gw0, gw1, ...) gets its own PostgreSQL database and Redis database,
 # so two workers never empty each other's tables: worker 0 uses the configured ones, worker N their
-# database with a `_gwN` suffix (created on first use) and Redis database 15 - N.
+# database with a `_gwN` suffix (created on first use) and Redis database 15 - N (modulo 16).
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
 _BASE_PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PG_URL = _BASE_PG_URL + (f"_gw{WORKER}" if WORKER else "")
 _BASE_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-REDIS_URL = (_BASE_REDIS_URL.rsplit("/", 1)[0] + f"/{int(_BASE_REDIS_URL.rsplit('/', 1)[1]) - WORKER}"
+REDIS_URL = (_BASE_REDIS_URL.rsplit("/", 1)[0] + f"/{(int(_BASE_REDIS_URL.rsplit('/', 1)[1]) - WORKER) % 16}"
              if WORKER else _BASE_REDIS_URL)
 IN_CI = os.environ.get("CI", "").lower() == "true"
 NO_PLUGINS_DIR = tempfile.mkdtemp(prefix="asthron-test-no-plugins-")
