@@ -196,3 +196,19 @@ def test_agency_admin_cannot_create_a_workspace_in_another_agency(app, client, a
                                             "slug": "sneaky", "time_zone": "UTC"})
     with unrestricted():
         assert db.session.scalar(select(Workspace).where(Workspace.name == "Sneaky")) is None
+
+
+def test_equal_scopes_share_their_criteria_and_different_ones_do_not(monkeypatch):
+    """Widget and admin requests build a new Scope each time; the guard's criteria are kept per scope value."""
+    from asthron import tenancy
+
+    monkeypatch.setattr(tenancy, "_criteria", {})
+    one = Scope(agency_ids=frozenset({1}), workspace_ids=frozenset({2}), data_workspace_ids=frozenset({2}))
+    same = Scope(agency_ids=frozenset({1}), workspace_ids=frozenset({2}), data_workspace_ids=frozenset({2}))
+    other = Scope(agency_ids=frozenset({1}), workspace_ids=frozenset({3}), data_workspace_ids=frozenset({3}))
+    assert one.loader_criteria() is same.loader_criteria()
+    assert other.loader_criteria() is not one.loader_criteria()
+    assert len(one.loader_criteria()) == len(tenant_models())
+    monkeypatch.setattr(tenancy, "MAX_CACHED_SCOPES", 2)
+    Scope(user_id=7).loader_criteria()
+    assert len(tenancy._criteria) == 2  # the oldest went
