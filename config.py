@@ -91,6 +91,9 @@ ASTHRON_BASE_URL = os.environ.get("ASTHRON_BASE_URL", "http://127.0.0.1:5000")
 ASTHRON_ENCRYPTION_KEY = os.environ.get("ASTHRON_ENCRYPTION_KEY", "")
 ASTHRON_ENCRYPTION_KEY_PREVIOUS = os.environ.get("ASTHRON_ENCRYPTION_KEY_PREVIOUS", "")  # while rotating
 # How far ahead busy times are read, how often, and how far back the private feed lists bookings.
+# Computed free slots are kept in Redis this long, and dropped at once when availability changes
+# (docs/booking.md); 0 turns the cache off. Without REDIS_URL there is no cache.
+ASTHRON_SLOTS_CACHE_SECONDS = int(os.environ.get("ASTHRON_SLOTS_CACHE_SECONDS", "120"))
 ASTHRON_CALENDAR_BUSY_DAYS = int(os.environ.get("ASTHRON_CALENDAR_BUSY_DAYS", "60"))
 ASTHRON_CALENDAR_REFRESH_MINUTES = int(os.environ.get("ASTHRON_CALENDAR_REFRESH_MINUTES", "15"))
 ASTHRON_CALENDAR_FEED_PAST_DAYS = int(os.environ.get("ASTHRON_CALENDAR_FEED_PAST_DAYS", "30"))

@@ -101,6 +101,7 @@ class Initializer:
 
     def init_models(self):
         from asthron import audit, models, tenancy  # noqa: F401  (models register their tables)
+        from asthron.services import slot_cache  # noqa: F401  (its session hooks change revisions on commit)
 
         tenancy.init_app(self.app)
         audit.init_app(self.app)

@@ -168,3 +168,25 @@ def test_subtract_and_merge_handle_touching_and_nested_ranges():
     a = [(1, 5), (5, 7), (9, 12)]
     assert availability.merge(a) == [(1, 7), (9, 12)]
     assert availability.subtract([(1, 7), (9, 12)], [(2, 3), (6, 10), (11, 20)]) == [(1, 2), (3, 6), (10, 11)]
+
+
+@pytest.mark.parametrize("name", ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu",
+                                  "Africa/Casablanca", "Pacific/Chatham", "America/St_Johns", "UTC",
+                                  "America/Santiago"])
+def test_isoformat_local_writes_what_datetime_writes_across_every_change(name):
+    """Half-hour daylight saving (Lord Howe), 45-minute offsets, Morocco's Ramadan suspension, southern zones."""
+    tz = ZoneInfo(name)
+    base = int(utc(2026, 1, 1).timestamp())
+    moments = list(range(base, base + 2 * 366 * 86400, 7 * 60)) + [base + 1, base + 86399, base - 3 * 86400 + 59]
+    assert availability.isoformat_local(moments, tz) == [datetime.fromtimestamp(m, tz).isoformat() for m in moments]
+
+
+def test_one_grid_ranges_of_many_people_merge_and_clip_on_their_own_grid():
+    step = 900
+    ranges = [(0, 2700), (900, 3600), (4500, 4500), (5400, 9000), (300, 1200)]  # (300, 1200) is another grid
+    merged = availability.merge_grid(ranges, step)
+    assert sorted(merged) == [(0, 9000), (300, 1200)]  # 3600 and 4500 are neighbours on the grid: one range
+    assert availability.expand_merged(merged, step) == sorted(
+        {s for first, last in ranges for s in range(first, last + 1, step)})
+    assert availability.clip(merged, step, 301, 4500) == [(900, 3600), (1200, 1200)]
+    assert availability.clip([(0, 3600)], step, 3601, 9000) == []

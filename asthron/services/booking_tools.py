@@ -95,10 +95,9 @@ def list_slots(conversation, arguments):
     except ValueError:
         raise ToolArgumentError("date must be YYYY-MM-DD.") from None
     start, end = availability.visitor_window(first, days, tz)
-    found = availability.slots(service, start=start, end=end)
+    starts = availability.listing(service, start=start, end=end).starts()
     return {"ok": True, "service": service.name, "time_zone": tz_name,
-            "slots": [s.start.astimezone(tz).isoformat() for s in found[:MAX_LISTED]],
-            "more": len(found) > MAX_LISTED}
+            "slots": availability.isoformat_local(starts[:MAX_LISTED], tz), "more": len(starts) > MAX_LISTED}
 
 
 def _serializer():

@@ -24,7 +24,7 @@ from asthron.models.base import utcnow
 from asthron.models.booking import Booking, BookingStatus, BusyBlock, Resource
 from asthron.providers.calendar import CalendarError, CalendarEvent, OAuthCalendarBackend, OAuthToken
 from asthron.providers.secrets import SecretError, resolve
-from asthron.services import encryption
+from asthron.services import encryption, slot_cache
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def calendar_ready(resource, *, resync_upcoming):
     """Read busy times again and queue the bookings whose event the calendar (now) lacks."""
     resource.busy_sync_error = None
     if resource.calendar_backend == INTERNAL:
-        db.session.execute(delete(BusyBlock).where(BusyBlock.resource_id == resource.id))
+        _clear_busy(resource)
     request_refresh(resource)
     ensure_refresh([resource])
     wanted = Booking.sync_status == FAILED
@@ -246,7 +246,7 @@ def refresh_busy(resource_id):
         return
     now = utcnow()
     if resource.calendar_backend == INTERNAL or not resource.active:
-        db.session.execute(delete(BusyBlock).where(BusyBlock.resource_id == resource.id))
+        _clear_busy(resource)
         return
     end = now + timedelta(days=current_app.config.get("ASTHRON_CALENDAR_BUSY_DAYS", 60))
     try:
@@ -281,7 +281,7 @@ def replace_blocks(resource, periods, *, now):
     # block of it would stop the booking from moving to an overlapping time.
     holes = merge([(_aware(s), _aware(e)) for s, e in own])
     blocks = subtract(merge([(_aware(s), _aware(e)) for s, e in periods]), holes)
-    db.session.execute(delete(BusyBlock).where(BusyBlock.resource_id == resource.id))
+    _clear_busy(resource)
     db.session.add_all([BusyBlock(workspace_id=resource.workspace_id, resource_id=resource.id, start_at=s,
                                   end_at=e, source=resource.calendar_backend) for s, e in blocks])
 
@@ -296,6 +296,12 @@ def _schedule_next(resource, now):
         .values(busy_refresh_at=following), execution_options={"synchronize_session": False}).rowcount
     if claimed:
         jobs.add(db.session, REFRESH_JOB, resource_id=resource.id, at=following)
+
+
+def _clear_busy(resource):
+    """Delete the resource's busy blocks (one statement, past the ORM: the slot cache is told by hand)."""
+    db.session.execute(delete(BusyBlock).where(BusyBlock.resource_id == resource.id))
+    slot_cache.changed(db.session(), resource.workspace_id)
 
 
 def _aware(moment):

@@ -3,9 +3,11 @@
 The workspace is named by `key` (its public key); a booking made from a chat also names the
 conversation and sends its token. Domain work is in asthron/services/booking.py and availability.py.
 """
+import threading
+from collections import OrderedDict
 from datetime import date, datetime
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 
 from asthron import tenancy
 from asthron.extensions import db
@@ -93,18 +95,51 @@ def list_slots(service_id):
         if svc is None:
             raise ApiError("not_found", "There is no such service.")
         start, end = availability.visitor_window(first, days, tz)
-        found = availability.slots(svc, start=start, end=end)
-        _refresh_stale_calendars(svc)
-        return jsonify(time_zone=tz_name, service=service_json(svc),
-                       slots=[{"start": s.start.astimezone(tz).isoformat(), "end": s.end.astimezone(tz).isoformat()}
-                              for s in found])
+        found = availability.listing(svc, start=start, end=end, on_load=_refresh_stale_calendars)
+        body = '{"service":%s,"slots":%s,"time_zone":%s}' % (_json(service_json(svc)), _slots_json(found, tz),
+                                                             _json(tz_name))
+        return current_app.response_class(body, mimetype="application/json")
 
 
-def _refresh_stale_calendars(service):
-    """Start the busy-time reads of calendars whose reads stopped (H6); these slots use the blocks there are."""
+def _json(value):
+    return current_app.json.dumps(value, separators=(",", ":"))
+
+
+MAX_RENDERED_CHARACTERS = 8_000_000  # per process: about 25 two-month listings of a large team
+_rendered, _rendered_size, _rendered_lock = OrderedDict(), [0], threading.Lock()
+
+
+def _slots_json(found, tz):
+    """Return the JSON text of a Listing's slots in zone `tz`, written once per process for the same listing.
+
+    A listing's ranges determine the text completely, so a kept text is never stale; visitors of one
+    widget ask for the same weeks, and writing two months of a team's slots costs more than finding them.
+    """
+    key = (tz.key, found)
+    text = _rendered.get(key)
+    if text is not None:
+        return text
+    starts = found.starts()
+    begins = availability.isoformat_local(starts, tz)
+    ends = availability.isoformat_local([s + found.duration for s in starts], tz)
+    text = _json([{"start": b, "end": e} for b, e in zip(begins, ends)])
+    with _rendered_lock:
+        if key not in _rendered:
+            _rendered[key] = text
+            _rendered_size[0] += len(text)
+            while _rendered_size[0] > MAX_RENDERED_CHARACTERS and len(_rendered) > 1:
+                _rendered_size[0] -= len(_rendered.popitem(last=False)[1])
+    return text
+
+
+def _refresh_stale_calendars(resources):
+    """Start the busy-time reads of calendars whose reads stopped (H6); these slots use the blocks there are.
+
+    It runs whenever slots are computed rather than served from the slot cache, whose entries live minutes.
+    """
     from asthron.services import calendar_sync
 
-    if calendar_sync.ensure_refresh(availability.bookable_resources(service)):
+    if calendar_sync.ensure_refresh(resources):
         db.session.commit()
 
 
