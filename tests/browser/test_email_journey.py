@@ -42,7 +42,8 @@ def test_an_admin_retries_a_failed_email_from_the_list(live, agencies, new_page,
     rows = live.seed(_seed_emails, agencies)
     page = sign_in(new_page(), "a_admin")
     page.goto("/notificationview/list/")
-    page.click("text=Failed only")
+    with page.expect_navigation():  # read the filtered page, not the one being replaced
+        page.click("text=Failed only")
     assert "550 5.1.1 No such user" in page.inner_text("body")
     page.check(f"input[name=rowid][value='{rows['failed']}']")
     page.click("text=Actions")
