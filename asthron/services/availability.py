@@ -3,8 +3,8 @@
 The computation works on UTC instants. Working windows are built per local date of the resource
 (so a 09:00-17:00 day stays 09:00-17:00 local across a daylight-saving change), then everything a
 booking would block (its range widened by the service's buffers) must miss the resource's
-existing blocked ranges and synced busy blocks. Loading takes one indexed query for bookings and
-one for busy blocks, for all the service's resources and the whole window.
+existing blocked ranges and synced busy blocks. Loading takes one query for the bookings and
+busy blocks of all the service's resources over the whole window.
 """
 from bisect import bisect_left
 from collections import defaultdict
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import BigInteger, Integer, cast, func, select
+from sqlalchemy import BigInteger, Integer, cast, func, select, union_all
 
 from asthron.extensions import db
 from asthron.models.base import utcnow
@@ -232,19 +232,16 @@ def load_busy(resource_ids, start, end, *, workspace_id, ignore_booking_id=None)
     ranges = defaultdict(list)
     if not resource_ids:
         return ranges
-    query = select(Booking.resource_id, _epoch(Booking.blocked_start), _epoch(Booking.blocked_end)).where(
+    bookings = select(Booking.resource_id, _epoch(Booking.blocked_start), _epoch(Booking.blocked_end)).where(
         Booking.resource_id.in_(resource_ids), Booking.workspace_id == workspace_id,
         Booking.status == BookingStatus.confirmed, Booking.blocked_start < end, Booking.blocked_end > start)
     if ignore_booking_id is not None:
-        query = query.where(Booking.id != ignore_booking_id)
-    # all() fetches the rows in one call; iterating the result fetched them one by one, at twice the cost.
-    for resource_id, s, e in _rows(query).all():
-        ranges[resource_id].append((s, e))
-    rows = _rows(
-        select(BusyBlock.resource_id, _epoch(BusyBlock.start_at), _epoch(BusyBlock.end_at)).where(
-            BusyBlock.resource_id.in_(resource_ids), BusyBlock.workspace_id == workspace_id,
-            BusyBlock.start_at < end, BusyBlock.end_at > start)).all()
-    for resource_id, s, e in rows:
+        bookings = bookings.where(Booking.id != ignore_booking_id)
+    blocks = select(BusyBlock.resource_id, _epoch(BusyBlock.start_at), _epoch(BusyBlock.end_at)).where(
+        BusyBlock.resource_id.in_(resource_ids), BusyBlock.workspace_id == workspace_id,
+        BusyBlock.start_at < end, BusyBlock.end_at > start)
+    # One round trip for both; all() fetches the rows in one call (iterating fetched them one by one).
+    for resource_id, s, e in _rows(union_all(bookings, blocks)).all():
         ranges[resource_id].append((s, e))
     return {k: merge(v) for k, v in ranges.items()}
 
@@ -260,9 +257,12 @@ def _epoch(column):
     return cast(func.extract("epoch", column), BigInteger)
 
 
-def bookable_resources(service):
-    """Return the active resources that deliver `service`, by id."""
-    return sorted((r for r in service.resources if r.active), key=lambda r: r.id)
+def bookable_services(workspace_id):
+    """Return the workspace's active services that at least one active resource delivers, by name (one query)."""
+    delivered = select(service_resource.c.service_id).join(Resource, Resource.id == service_resource.c.resource_id) \
+        .where(service_resource.c.service_id == Service.id, Resource.active.is_(True)).exists()
+    return db.session.scalars(select(Service).where(Service.workspace_id == workspace_id, Service.active.is_(True),
+                                                    delivered).order_by(Service.name, Service.id)).all()
 
 
 def slots(service, *, start, end, now=None, resources=None, ignore_booking_id=None, detail=False):
@@ -473,5 +473,5 @@ def service_in_workspace(workspace_id, service_id):
     return service
 
 
-__all__ = ["MAX_DAYS", "Resource", "Slot", "as_utc", "bookable_resources", "free_ranges", "free_resources_at",
+__all__ = ["MAX_DAYS", "Resource", "Slot", "as_utc", "bookable_services", "free_ranges", "free_resources_at",
            "isoformat_local", "listing", "merge_grid", "slots", "visitor_window", "zone"]

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from asthron.extensions import db
 from asthron.models.base import utcnow
-from asthron.models.booking import Service
 from asthron.models.chat import Message, MessageRole
 from asthron.providers.ai import Tool
 from asthron.services import availability, booking
@@ -78,11 +77,9 @@ def list_slots(conversation, arguments):
     """Return the bookable services, or the free starts of one service in the visitor's zone."""
     _only(arguments, ("service_id", "date", "days", "time_zone"))
     if arguments.get("service_id") is None:
-        services = db.session.scalars(select(Service).where(Service.workspace_id == conversation.workspace_id,
-                                                            Service.active.is_(True)).order_by(Service.name)).all()
         return {"ok": True, "services": [{"id": s.id, "name": s.name, "duration_minutes": s.duration_minutes,
-                                          "price": s.price_text} for s in services
-                                         if availability.bookable_resources(s)]}
+                                          "price": s.price_text}
+                                         for s in availability.bookable_services(conversation.workspace_id)]}
     service = _service(conversation, arguments)
     tz_name = _zone_name(conversation, arguments)
     tz = availability.zone(tz_name)

@@ -76,13 +76,7 @@ def list_services():
     """Return the workspace's bookable services."""
     workspace = _workspace()
     with tenancy.scoped(_scope(workspace)):
-        from sqlalchemy import select
-
-        from asthron.models.booking import Service
-
-        rows = db.session.scalars(select(Service).where(Service.workspace_id == workspace.id, Service.active.is_(True))
-                                  .order_by(Service.name, Service.id))
-        return jsonify(services=[service_json(s) for s in rows if availability.bookable_resources(s)])
+        return jsonify(services=[service_json(s) for s in availability.bookable_services(workspace.id)])
 
 
 @bp.get("/services/<int:service_id>/slots")
