@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from asthron.extensions import db
 from asthron.models.booking import Booking, BusyBlock, DateOverride, Resource, Service, WorkingHours
+from asthron.services import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +88,8 @@ def _before_flush(session, flush_context, instances):
             changed(session, instance.workspace_id)
 
 
-def _after_commit(session):
-    if session.in_nested_transaction():
-        return  # a released SAVEPOINT counts as a commit to SQLAlchemy; wait for the real one
-    workspace_ids = session.info.pop(_PENDING, None)
-    if not workspace_ids or not has_app_context() or not current_app.config.get("REDIS_URL"):
+def _change_revisions(workspace_ids):
+    if not has_app_context() or not current_app.config.get("REDIS_URL"):
         return
     from asthron.jobs import queue
 
@@ -105,14 +103,7 @@ def _after_commit(session):
                     sorted(workspace_ids), exc_info=True)
 
 
-def _after_transaction_end(session, transaction):
-    # The outermost transaction ended without a commit (a commit took the marks already).
-    if transaction.parent is None:
-        session.info.pop(_PENDING, None)
-
-
+after_commit.register(_PENDING, _change_revisions)
 if not getattr(Session, "_asthron_slot_cache", False):
     sa_event.listen(Session, "before_flush", _before_flush)
-    sa_event.listen(Session, "after_commit", _after_commit)
-    sa_event.listen(Session, "after_transaction_end", _after_transaction_end)
     Session._asthron_slot_cache = True
