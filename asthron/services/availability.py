@@ -426,22 +426,22 @@ def isoformat_local(moments, tz):
     """Return `datetime.fromtimestamp(m, tz).isoformat()` for each epoch second in `moments`, much faster.
 
     A 60-day listing of fifty people's slots formats about 9,000 times; this looks the zone's offset up
-    once per UTC day instead of once per time, and keeps the date and clock strings it has made.
+    once per UTC day instead of once per time, and makes each date and offset text once.
     """
-    days, dates, texts, out = {}, {}, {}, []
+    out, texts, day, local_day = [], {}, None, None
     for moment in moments:
-        day = moment // 86400
-        info = days.get(day)
-        if info is None:
-            info = days[day] = _day_offsets(day, tz)
-        offset = info[1] if info[0] is None or moment < info[0] else info[2]
-        local_day, second = divmod(moment + offset, 86400)
-        prefix = dates.get(local_day)
-        if prefix is None:
-            prefix = dates[local_day] = date.fromordinal(_EPOCH_ORDINAL + local_day).isoformat() + "T"
+        if moment // 86400 != day:
+            day = moment // 86400
+            transition, before, after = _day_offsets(day, tz)
+        offset = before if transition is None or moment < transition else after
         suffix = texts.get(offset)
         if suffix is None:
             suffix = texts[offset] = _offset_text(offset)
+        local = moment + offset
+        if local // 86400 != local_day:
+            local_day = local // 86400
+            prefix = date.fromordinal(_EPOCH_ORDINAL + local_day).isoformat() + "T"
+        second = local - local_day * 86400
         clock = _CLOCK[second // 60] if second % 60 == 0 else \
             f"{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
         out.append(prefix + clock + suffix)
