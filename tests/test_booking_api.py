@@ -76,6 +76,23 @@ def test_services_lists_the_workspaces_own_services(client, booking_setup):
         [(booking_setup["a1_service"], "Visit a1", 60)]
 
 
+def test_services_nobody_delivers_are_not_listed(client, booking_setup, app):
+    """A service whose people are all inactive, one without people and an inactive one are left out."""
+    with app.app_context():
+        idle = make_resource(booking_setup["a1"], name="On leave")
+        idle.active = False
+        make_service(booking_setup["a1"], [idle], name="Aa with someone on leave")
+        make_service(booking_setup["a1"], [], name="Ab with nobody")
+        make_service(booking_setup["a1"], [db.session.get(Resource, booking_setup["a1_resource"])],
+                     name="Ac switched off").active = False
+        both = make_service(booking_setup["a1"], [idle, db.session.get(Resource, booking_setup["a1_resource"])],
+                            name="Ad with one of two")
+        db.session.commit()
+        both_id = both.id
+    services = call(client, "GET", f"/services?key={booking_setup['a1_key']}").get_json()["services"]
+    assert [s["id"] for s in services] == [both_id, booking_setup["a1_service"]]
+
+
 def test_services_refuse_an_unknown_key_and_a_foreign_origin(client, booking_setup):
     assert call(client, "GET", "/services?key=pk_nope").status_code == 404
     assert call(client, "GET", f"/services?key={booking_setup['a1_key']}", origin=B1).status_code == 403
