@@ -10,6 +10,7 @@ where the first request of each window computes and the rest are served until so
 The listing's computation is also timed alone in this process (`availability.listing`, no cache).
 """
 import argparse
+import gc
 import os
 import random
 import secrets
@@ -200,6 +201,7 @@ def main(argv=None):
 
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("ANALYZE"))  # what autovacuum does to a table that just grew
+    gc.freeze()  # as wsgi.py does in each web worker once the app is built
     local = in_process(app, ids, first_day, options.rounds)
     clear_slot_cache(redis_url)
     env = {"DATABASE_URL": url, "SECRET_KEY": secrets.token_urlsafe(48),
