@@ -248,3 +248,32 @@ def test_written_listings_are_kept_within_their_bound(cached, clinic, monkeypatc
     for zone, offset in (("UTC", "+00:00"), ("Asia/Tokyo", "+09:00")):  # each zone got its own text
         assert bodies[zone]["slots"] and all(s["start"].endswith(offset) and s["end"].endswith(offset)
                                              for s in bodies[zone]["slots"])
+
+
+def test_a_calendar_read_that_finds_the_same_busy_times_keeps_the_cache(cached, clinic):
+    """Scheduled reads run every 15 minutes; when the calendar reports what is stored, nothing is written."""
+    from asthron.models.booking import Resource
+
+    with cached.app_context():
+        ada = db.session.get(Resource, clinic["ada"])
+        ada.calendar_backend = "caldav"
+        busy = [(at(1, 9), at(1, 11))]
+        calendar_sync.replace_blocks(ada, busy, now=NOW)
+        db.session.commit()
+        first = listed(clinic["service"])
+        ada = db.session.get(Resource, clinic["ada"])
+        calendar_sync.replace_blocks(ada, busy, now=NOW)
+        ada.busy_synced_at, ada.busy_sync_error = NOW, None  # what every read records
+        db.session.commit()
+        with booking_reads() as reads:
+            assert listed(clinic["service"]) == first
+        assert reads == []
+        ada = db.session.get(Resource, clinic["ada"])
+        calendar_sync.replace_blocks(ada, [(at(1, 9), at(1, 12))], now=NOW)  # the meeting grew
+        db.session.commit()
+        with booking_reads() as reads:
+            assert listed(clinic["service"]) == computed(clinic["service"]) != first
+        assert reads
+        db.session.get(Resource, clinic["ada"]).time_zone = "Asia/Tokyo"  # a column availability reads
+        db.session.commit()
+        assert listed(clinic["service"]) == computed(clinic["service"])

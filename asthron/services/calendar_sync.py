@@ -281,6 +281,11 @@ def replace_blocks(resource, periods, *, now):
     # block of it would stop the booking from moving to an overlapping time.
     holes = merge([(_aware(s), _aware(e)) for s, e in own])
     blocks = subtract(merge([(_aware(s), _aware(e)) for s, e in periods]), holes)
+    stored = db.session.execute(select(BusyBlock.start_at, BusyBlock.end_at, BusyBlock.source).where(
+        BusyBlock.resource_id == resource.id)).all()
+    if sorted((_aware(s), _aware(e), source) for s, e, source in stored) == \
+            [(s, e, resource.calendar_backend) for s, e in blocks]:
+        return  # the calendar reports what is stored: no write, and the slot cache stays valid
     _clear_busy(resource)
     db.session.add_all([BusyBlock(workspace_id=resource.workspace_id, resource_id=resource.id, start_at=s,
                                   end_at=e, source=resource.calendar_backend) for s, e in blocks])

@@ -3,8 +3,8 @@
 Listing slots reads every booking and busy time of the service's people in the window, and a widget's
 visitors ask for the same weeks again and again. The merged free ranges of a (service, window) are
 kept in Redis beside the workspace's availability revision: a random token that is replaced after
-every commit that touched the workspace's bookings, busy times, working hours, overrides, resources
-or services. An entry is used only while its token is the current one, so a change is never hidden
+every commit that touched the workspace's bookings, busy times, working hours, overrides, services
+or what availability reads of a resource. An entry is used only while its token is the current one, so a change is never hidden
 behind the cache; entries also expire after ASTHRON_SLOTS_CACHE_SECONDS, which bounds what a lost
 token change (Redis unreachable at that moment) can cost. 0 turns the cache off; without REDIS_URL
 there is none, and every listing is computed.
@@ -19,7 +19,7 @@ from itertools import chain
 
 from flask import current_app, has_app_context
 from redis.exceptions import RedisError
-from sqlalchemy import event as sa_event
+from sqlalchemy import event as sa_event, inspect
 from sqlalchemy.orm import Session
 
 from asthron.extensions import db
@@ -82,9 +82,24 @@ def changed(session, workspace_id):
     session.info.setdefault(_PENDING, set()).add(workspace_id)
 
 
+# What availability reads of a resource; its other columns (names, calendar bookkeeping such as the time
+# of the last busy-time read) change without changing a slot.
+RESOURCE_ATTRIBUTES = ("active", "time_zone", "workspace_id", "services")
+
+
+def _changes_availability(session, instance):
+    if instance in session.new or instance in session.deleted:
+        return True
+    if isinstance(instance, Resource):
+        state = inspect(instance)
+        return any(state.attrs[name].history.has_changes() for name in RESOURCE_ATTRIBUTES)
+    return session.is_modified(instance)
+
+
 def _before_flush(session, flush_context, instances):
     for instance in chain(session.new, session.dirty, session.deleted):
-        if isinstance(instance, WATCHED) and instance.workspace_id is not None:
+        if isinstance(instance, WATCHED) and instance.workspace_id is not None \
+                and _changes_availability(session, instance):
             changed(session, instance.workspace_id)
 
 
