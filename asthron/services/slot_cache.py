@@ -4,10 +4,10 @@ Listing slots reads every booking and busy time of the service's people in the w
 visitors ask for the same weeks again and again. The merged free ranges of a (service, window) are
 kept in Redis beside the workspace's availability revision: a random token that is replaced after
 every commit that touched the workspace's bookings, busy times, working hours, overrides, services
-or what availability reads of a resource. An entry is used only while its token is the current one, so a change is never hidden
-behind the cache; entries also expire after ASTHRON_SLOTS_CACHE_SECONDS, which bounds what a lost
-token change (Redis unreachable at that moment) can cost. 0 turns the cache off; without REDIS_URL
-there is none, and every listing is computed.
+or what availability reads of a resource. An entry is used only while its token is the current one,
+so a change is never hidden behind the cache; entries also expire after ASTHRON_SLOTS_CACHE_SECONDS,
+which bounds what a lost token change (Redis unreachable at that moment) can cost. 0 turns the cache
+off; without REDIS_URL there is none, and every listing is computed.
 
 Booking never reads the cache: the slot a visitor books is checked against the database.
 Writes that bypass the ORM (a bulk `delete(BusyBlock)`) must call `changed(session, workspace_id)`.
