@@ -41,22 +41,22 @@ COPY_COLUMNS = ("seq", "created_at", "actor_id", "actor", "agency_id", "workspac
                 "target_type", "target_id", "details", "prev_hash", "entry_hash")
 
 
-def check_target(url):
-    """Refuse any database this benchmark must never rebuild."""
+def check_target(url, protected=PROTECTED_DATABASES):
+    """Refuse any database this benchmark must never rebuild (`protected` ones, or any off loopback)."""
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    if parsed.host not in ("127.0.0.1", "localhost") or parsed.database in PROTECTED_DATABASES:
+    if parsed.host not in ("127.0.0.1", "localhost") or parsed.database in protected:
         raise SystemExit(f"refusing to use {parsed.database!r} on {parsed.host}: point "
                          "ASTHRON_BENCH_DATABASE_URL at a dedicated loopback database")
     return parsed
 
 
-def ensure_database(url):
+def ensure_database(url, protected=PROTECTED_DATABASES):
     """Create the benchmark database when it does not exist yet."""
     from sqlalchemy import create_engine, text
 
-    parsed = check_target(url)
+    parsed = check_target(url, protected)
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar():

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: reach `bench`, `asthron` and `config`
 os.environ.setdefault("ASTHRON_INSTANCE_DIR", tempfile.mkdtemp(prefix="asthron-bench-instance-"))
 
+from bench import audit_list  # noqa: E402
 from bench.harness import BARE_PATH, BARE_TARGET, HEADER, Result, drive, format_row, serve  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/asthron_bench_booking"
@@ -36,51 +37,20 @@ STAFF, BOOKINGS_PER_STAFF = 50, 40
 GOALS_MS = {"one resource, 2,000 bookings": 20, "50 staff": 200}
 
 
-def check_target(url):
-    """Refuse any database this benchmark must never rebuild."""
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    if parsed.drivername.startswith("postgresql") and (
-            parsed.host not in ("127.0.0.1", "localhost") or parsed.database in PROTECTED_DATABASES):
-        raise SystemExit(f"refusing to use {parsed.database!r}: point ASTHRON_BENCH_DATABASE_URL at a dedicated "
-                         "loopback database")
-    return parsed
-
-
-def ensure_database(url):
-    """Create the PostgreSQL benchmark database when it does not exist yet."""
-    from sqlalchemy import create_engine, text
-
-    parsed = check_target(url)
-    if not parsed.drivername.startswith("postgresql"):
-        return
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
-
-
 def make_app(url):
     """Return an Asthron app bound to the benchmark database, its schema rebuilt."""
     from flask_appbuilder import Model
-    from sqlalchemy import text
 
     import asthron.models  # noqa: F401
-    from asthron.app import create_app
     from asthron.extensions import db
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": secrets.token_urlsafe(48), "REDIS_URL": None,
-                      "RATELIMIT_STORAGE_URI": "memory://"})
+    app = audit_list.make_app(url)
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as conn:
-                conn.execute(text("DROP SCHEMA public CASCADE"))
-                conn.execute(text("CREATE SCHEMA public"))
+            audit_list.fresh_schema(app)
         else:
             Model.metadata.drop_all(db.engine)
-        Model.metadata.create_all(db.engine)
+            Model.metadata.create_all(db.engine)
     return app
 
 
@@ -189,7 +159,7 @@ def main(argv=None):
         url = "sqlite:///" + os.path.join(tempfile.mkdtemp(prefix="asthron-bench-booking-"), "bench.db")
     else:
         url = os.environ.get("ASTHRON_BENCH_DATABASE_URL", DEFAULT_URL)
-        ensure_database(url)
+        audit_list.ensure_database(url, PROTECTED_DATABASES)
     redis_url = os.environ.get("ASTHRON_BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     app = make_app(url)
     key, ids, first_day = seed(app)
