@@ -14,6 +14,7 @@ from asthron.services import booking as booking_service
 from asthron.widget import limits
 from tests.booking_helpers import make_resource, make_service
 from tests.conftest import csrf_token
+from tests.test_widget_api import call
 
 API = "/widget/api/v1"
 A1, B1 = "https://a1.example", "https://b1.example"
@@ -37,17 +38,6 @@ def booking_setup(app, tenants):
             ids[f"{name}_key"] = db.session.get(Workspace, tenants[name]).public_key
         db.session.commit()
     return {**tenants, **ids}
-
-
-def call(client, method, path, *, origin=A1, body=None, headers=None, token=None, **kwargs):
-    sent = dict(headers or {})
-    if origin:
-        sent["Origin"] = origin
-    if token:
-        sent["Authorization"] = f"Bearer {token}"
-    if body is not None:
-        kwargs["json"] = body
-    return client.open(API + path, method=method, headers=sent, **kwargs)
 
 
 def booking_body(s, when=None, **extra):

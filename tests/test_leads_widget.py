@@ -11,8 +11,8 @@ from asthron.models.tenancy import Workspace
 from asthron.providers.ai import AIProvider, Reply, ToolCall, Usage
 from asthron.services import conversations, prompts, streams
 from asthron.widget import limits
+from tests.test_widget_api import call, start
 
-API = "/widget/api/v1"
 A1, A2 = "https://a1.example", "https://a2.example"
 
 
@@ -31,19 +31,6 @@ def widget(app, tenants):
         keys = {name: db.session.get(Workspace, tenants[name]).public_key for name in ("a1", "a2", "b1")}
         db.session.commit()
     return {**tenants, "keys": keys}
-
-
-def call(client, method, path, *, origin=A1, token=None, body=None):
-    headers = {"Origin": origin} if origin else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return client.open(API + path, method=method, headers=headers, json=body)
-
-
-def start(client, widget, name="a1", origin=A1):
-    response = call(client, "POST", "/conversations", origin=origin, body={"key": widget["keys"][name]})
-    assert response.status_code == 201
-    return response.get_json()
 
 
 def lead_count(app):
