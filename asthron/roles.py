@@ -98,6 +98,7 @@ ROLE_PERMISSIONS = {
 }
 
 ADMIN_ROLES = (Role.agency_admin.value, Role.workspace_admin.value)
+WORKING_ROLES = (Role.staff.value, *ADMIN_ROLES)  # who works a workspace's data; a client only reads it
 
 SHORT = {"can_list": "list", "can_show": "show", "can_add": "add", "can_edit": "edit", "can_delete": "delete",
          "can_this_form_get": "form", "can_this_form_post": "form", "can_userinfo": "own profile",

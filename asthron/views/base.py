@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from asthron import audit
 from asthron.extensions import db
+from asthron.roles import WORKING_ROLES
 from asthron.tenancy import TenantViolation, current_scope, unrestricted
 
 
@@ -28,6 +29,22 @@ def audit_denial(model, pk, workspace_id=None):
     """Record a cross-tenant attempt on `model` row `pk`."""
     audit.record("tenant.denied", target_type=model.__name__, target_id=pk, workspace_id=workspace_id,
                  details={"scope_user": current_scope().user_id})
+
+
+def may_work(workspace_id):
+    """Say whether the caller may change data of `workspace_id` (staff or an admin there, not a client)."""
+    return current_scope().role_in(workspace_id) in WORKING_ROLES
+
+
+def action_rows(items, *, working=False):
+    """Return a FAB action's `items` as a list: 404 when one is outside the caller's scope (FAB hands None),
+    and with `working`, 403 when the caller only reads one's workspace."""
+    items = items if isinstance(items, list) else [items]
+    if any(item is None for item in items):
+        abort(404)
+    if working and not all(may_work(item.workspace_id) for item in items):
+        abort(403)
+    return items
 
 
 class TenantInterface(SQLAInterface):

@@ -20,10 +20,9 @@ from asthron.models.booking import (
 from asthron.models.tenancy import Workspace
 from asthron.services import availability, booking as booking_service
 from asthron.tenancy import current_scope
-from asthron.views.base import FilterInScope, TenantInterface, TenantModelView, audit_denial
+from asthron.views.base import FilterInScope, TenantInterface, TenantModelView, action_rows, audit_denial
 
 WEEKDAYS = [(str(i), d) for i, d in enumerate("Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())]
-WORKING_ROLES = {"Staff", "Workspace admin", "Agency admin"}
 IN_SCOPE = [["id", FilterInScope, lambda: None]]
 
 
@@ -204,12 +203,7 @@ class BookingView(TenantModelView):
             multiple=False)
     def cancel(self, item):
         """Cancel one booking from the admin; the visitor gets the cancellation email."""
-        items = item if isinstance(item, list) else [item]
-        for booking in items:
-            if booking is None:
-                abort(404)
-            if current_scope().role_in(booking.workspace_id) not in WORKING_ROLES:
-                abort(403)
+        for booking in action_rows(item, working=True):
             booking_service.cancel(booking, reason="Cancelled by the team", actor_id=current_scope().user_id)
         db.session.commit()
         flash("The booking is cancelled.", "info")

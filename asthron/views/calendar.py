@@ -25,11 +25,10 @@ from asthron.providers.secrets import SecretError, check_no_literal_secrets
 from asthron.roles import ADMIN_ROLES
 from asthron.services import calendar_feed, calendar_sync
 from asthron.tenancy import current_scope
-from asthron.views.base import FilterInScope, TenantInterface, TenantModelView, audit_denial
+from asthron.views.base import FilterInScope, TenantInterface, TenantModelView, action_rows, audit_denial
 
 OAUTH_SESSION_KEY = "calendar_oauth"
 FEED_SESSION_KEY = "calendar_feed_made"
-WORKING_ROLES = {"Staff", *ADMIN_ROLES}
 
 
 def _backends():
@@ -240,12 +239,7 @@ class BookingSyncView(TenantModelView):
     @action("retry_sync", "Retry calendar sync", "Write these bookings to their calendars again?", "fa-refresh")
     def retry_sync(self, items):
         """Queue the calendar sync of the chosen bookings again."""
-        items = items if isinstance(items, list) else [items]
-        for booking in items:
-            if booking is None:
-                abort(404)
-            if current_scope().role_in(booking.workspace_id) not in WORKING_ROLES:
-                abort(403)
+        items = action_rows(items, working=True)
         for booking in items:
             calendar_sync.retry(booking)
         db.session.commit()

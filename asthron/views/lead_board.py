@@ -12,7 +12,8 @@ from asthron.extensions import db
 from asthron.models.leads import Lead
 from asthron.services import lead_search
 from asthron.views.base import TenantInterface
-from asthron.views.leads import deny_foreign_workspace, load_lead, may_work, visible_workspaces
+from asthron.views.base import may_work
+from asthron.views.leads import deny_foreign_workspace, load_lead, visible_workspaces
 from asthron.views.leads import move as move_lead
 
 CARDS_PER_COLUMN = 25  # the newest of each stage; the list, filtered by stage, has the rest

@@ -11,7 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from asthron.extensions import db
 from asthron.services import lead_csv
 from asthron.tenancy import current_scope
-from asthron.views.leads import IMPORT_MAX_BYTES, deny_foreign_workspace, may_work, visible_workspaces
+from asthron.views.base import may_work
+from asthron.views.leads import IMPORT_MAX_BYTES, deny_foreign_workspace, visible_workspaces
 
 
 def _max_bytes():

@@ -14,11 +14,10 @@ from asthron.models.leads import CORE_FIELD_KEYS, Lead, LeadSource
 from asthron.models.tenancy import Workspace
 from asthron.services import lead_csv, lead_search, lead_timeline
 from asthron.tenancy import current_scope, unrestricted
-from asthron.views.base import TenantInterface, audit_denial
+from asthron.views.base import TenantInterface, audit_denial, may_work
 
 IMPORT_MAX_BYTES = 2 * 1024 * 1024
 # Roles that may change leads; the Client role reads only (FAB permissions refuse its POSTs too).
-WORKING_ROLES = {"Staff", "Workspace admin", "Agency admin"}
 
 
 def load_lead(pk):
@@ -31,11 +30,6 @@ def load_lead(pk):
             audit_denial(Lead, pk, owner)
         abort(404)
     return lead
-
-
-def may_work(workspace_id):
-    """Say whether the caller may change leads of `workspace_id` (not a Client there)."""
-    return current_scope().role_in(workspace_id) in WORKING_ROLES
 
 
 def _require_work(workspace_id):

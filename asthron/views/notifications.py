@@ -19,7 +19,9 @@ from asthron.models.notifications import EmailSettings, Notification, Notificati
 from asthron.services import email_settings as settings_service
 from asthron.services import notifications as service
 from asthron.tenancy import current_scope
-from asthron.views.base import OneRowPerWorkspaceView, RejectedFormIs400, TenantInterface, TenantModelView
+from asthron.views.base import (
+    OneRowPerWorkspaceView, RejectedFormIs400, TenantInterface, TenantModelView, action_rows,
+)
 
 READ_ONLY = ["can_list", "can_show"]
 
@@ -49,8 +51,8 @@ class NotificationView(TenantModelView):
     @action("retry", "Retry now", "Send the selected failed emails again?", "fa-repeat", single=False)
     def retry(self, items):
         """Queue the selected failed notifications again (404 when one is outside the caller's scope)."""
-        items = items if isinstance(items, list) else [items]
-        if not items or any(item is None for item in items):
+        items = action_rows(items)
+        if not items:
             abort(404)
         queued = 0
         for item in items:
