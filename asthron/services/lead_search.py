@@ -169,20 +169,18 @@ def _one_process_for_this_read():
 
 def stages_by_workspace(workspace_ids=None):
     """Return {workspace_id: [PipelineStage, ...]} in board order, for the visible workspaces."""
-    stmt = select(PipelineStage).order_by(PipelineStage.workspace_id, PipelineStage.position, PipelineStage.id)
-    if workspace_ids is not None:
-        stmt = stmt.where(PipelineStage.workspace_id.in_(list(workspace_ids)))
-    found = {}
-    for stage in db.session.scalars(stmt):
-        found.setdefault(stage.workspace_id, []).append(stage)
-    return found
+    return _ordered_by_workspace(PipelineStage, workspace_ids)
 
 
 def fields_by_workspace(workspace_ids=None):
     """Return {workspace_id: [LeadField, ...]} in form order."""
-    stmt = select(LeadField).order_by(LeadField.workspace_id, LeadField.position, LeadField.id)
+    return _ordered_by_workspace(LeadField, workspace_ids)
+
+
+def _ordered_by_workspace(model, workspace_ids):
+    stmt = select(model).order_by(model.workspace_id, model.position, model.id)
     if workspace_ids is not None:
-        stmt = stmt.where(LeadField.workspace_id.in_(list(workspace_ids)))
+        stmt = stmt.where(model.workspace_id.in_(list(workspace_ids)))
     found = {}
     for item in db.session.scalars(stmt):
         found.setdefault(item.workspace_id, []).append(item)
